@@ -1,0 +1,85 @@
+"""``.ksc`` bytes -> network -> mesh in the original coordinates."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import trimesh
+
+from ksc.errors import KscFormatError, KscInputError
+from ksc.extract import evaluate_grid, extract_surface
+from ksc.format import Container, read_container
+from ksc.model import KeySphereNet, ModelConfig
+from ksc.normalize import Transform
+
+DEFAULT_RESOLUTION = 256
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 512
+
+
+@dataclass
+class DecodedModel:
+    """A network rebuilt from a file, with the frame it lives in."""
+
+    model: KeySphereNet
+    transform: Transform
+    bound: float
+    container: Container
+
+
+def load_model(data: bytes, device: torch.device | None = None) -> DecodedModel:
+    """Rebuild the network from ``.ksc`` bytes alone."""
+    container = read_container(data)
+    meta = container.meta
+    transform = _transform(meta.get("transform"))
+    bound = meta.get("bound")
+    if not isinstance(bound, float) or not 1.0 <= bound <= 2.0:
+        raise KscFormatError(f"header field 'bound' must be a float in [1, 2], got {bound!r}")
+    model_meta = meta.get("model")
+    if not isinstance(model_meta, dict):
+        raise KscFormatError("header field 'model' is missing or not a map")
+    try:
+        config = ModelConfig.from_dict(model_meta)
+    except (KscInputError, TypeError) as error:
+        raise KscFormatError(f"header field 'model' is invalid: {error}") from None
+    tensors = container.tensor_map()
+    spheres = tensors.get("spheres")
+    if spheres is None or spheres.shape != (config.spheres, 4):
+        raise KscFormatError(f"tensor 'spheres' must have shape ({config.spheres}, 4)")
+    model = KeySphereNet(config, torch.from_numpy(spheres))
+    model.load_stored_tensors({name: torch.from_numpy(v) for name, v in tensors.items()})
+    model.eval()
+    return DecodedModel(model=model.to(device or torch.device("cpu")), transform=transform, bound=bound, container=container)
+
+
+def decode_mesh(data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None) -> trimesh.Trimesh:
+    """Decode ``.ksc`` bytes into a mesh in the input's original coordinates.
+
+    Parameters
+    ----------
+    data : bytes
+        A ``.ksc`` file's contents.
+    resolution : int
+        Grid nodes per axis for marching cubes (16..512).
+    device : torch.device, optional
+        Where the network runs (default: the CPU).
+    """
+    if not isinstance(resolution, int) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise KscInputError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
+    decoded = load_model(data, device)
+    values = evaluate_grid(decoded.model, resolution, decoded.bound, device or torch.device("cpu"))
+    vertices, faces = extract_surface(values, decoded.bound)
+    return trimesh.Trimesh(vertices=decoded.transform.to_original(vertices), faces=faces, process=False)
+
+
+def _transform(section) -> Transform:
+    if not isinstance(section, dict):
+        raise KscFormatError("header field 'transform' is missing or not a map")
+    center, scale = section.get("center"), section.get("scale")
+    if not isinstance(center, list) or len(center) != 3 or not all(isinstance(v, float) and math.isfinite(v) for v in center):
+        raise KscFormatError(f"transform.center must be 3 finite floats, got {center!r}")
+    if not isinstance(scale, float) or not math.isfinite(scale) or scale <= 0.0:
+        raise KscFormatError(f"transform.scale must be a positive finite float, got {scale!r}")
+    return Transform(center=np.array(center, dtype=np.float64), scale=scale)
