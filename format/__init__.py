@@ -1,0 +1,15 @@
+"""The ``.ksc`` container, installed as ``ksc.format`` (spec: ``format/SPEC.md``)."""
+
+from .codecs import RowUniformCodec, UniformCodec, codec_from_config
+from .container import VERSION, Container, TensorRecord, read_container, write_container
+
+__all__ = [
+    "VERSION",
+    "Container",
+    "RowUniformCodec",
+    "TensorRecord",
+    "UniformCodec",
+    "codec_from_config",
+    "read_container",
+    "write_container",
+]

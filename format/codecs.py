@@ -1,0 +1,179 @@
+"""Tensor codecs: how one named tensor's values become payload bytes.
+
+Each codec has an ``id`` and a config (a msgpack-friendly dict) that
+round-trips through :func:`codec_from_config`, in the spirit of numcodecs.
+Both are lossy uniform quantizers, ``value = low + q * step`` with integer
+``q`` in ``[0, 2**bits - 1]``, stored little-endian as uint8 (bits <= 8) or
+uint16 (bits <= 16).
+
+* ``uniform``: one ``(low, step)`` for the tensor, or one per slice along
+  ``axis``; the parameters live in the config (float64 in the header).
+* ``uniform_rows``: one ``(low, step)`` per row of a 2-D tensor, stored as
+  float16 pairs at the start of the tensor's payload bytes (per-output-channel
+  quantization; the row parameters would cost too much in the header).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ksc.errors import KscFormatError
+
+MAX_BITS = 16
+
+
+def _integer_dtype(bits: int) -> np.dtype:
+    return np.dtype("<u1") if bits <= 8 else np.dtype("<u2")
+
+
+def _check_bits(bits) -> int:
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= MAX_BITS:
+        raise KscFormatError(f"codec field 'bits' must be an integer in [1, {MAX_BITS}], got {bits!r}")
+    return bits
+
+
+def _quantize(values: np.ndarray, low: np.ndarray, step: np.ndarray, bits: int) -> np.ndarray:
+    q = np.rint((values - low) / step)
+    return np.clip(q, 0, 2**bits - 1).astype(_integer_dtype(bits))
+
+
+def _fit_step(low: np.ndarray, high: np.ndarray, bits: int) -> np.ndarray:
+    step = (high - low) / (2**bits - 1)
+    # A constant slice (a one-element bias, say) has no range; any positive step
+    # decodes it exactly, since q is then 0.
+    return np.where(step > 0.0, step, 1.0)
+
+
+def _float16_toward(values: np.ndarray, direction: float) -> np.ndarray:
+    """float16 nearest to ``values``, moved one ulp towards ``direction`` where it fell on the wrong side."""
+    rounded = values.astype(np.float16)
+    wrong = rounded < values if direction > 0 else rounded > values
+    return np.where(wrong, np.nextafter(rounded, np.float16(direction)), rounded)
+
+
+class UniformCodec:
+    """Uniform quantizer with parameters in the header.
+
+    Parameters
+    ----------
+    bits : int
+        Bits per value (1..16).
+    low, step : sequence of float
+        One value for the whole tensor (``axis`` None) or one per index along ``axis``.
+    axis : int or None
+        Axis the parameters vary along.
+    """
+
+    id = "uniform"
+
+    def __init__(self, bits: int, low, step, axis: int | None = None):
+        self.bits = _check_bits(bits)
+        self.low = np.asarray(low, dtype=np.float64).reshape(-1)
+        self.step = np.asarray(step, dtype=np.float64).reshape(-1)
+        self.axis = axis
+        if self.low.shape != self.step.shape or not len(self.low):
+            raise KscFormatError("codec 'uniform' needs 'low' and 'step' lists of the same non-zero length")
+        if not (np.all(np.isfinite(self.low)) and np.all(np.isfinite(self.step)) and np.all(self.step > 0)):
+            raise KscFormatError("codec 'uniform' has a non-finite 'low' or a non-positive 'step'")
+        if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool) or axis < 0):
+            raise KscFormatError(f"codec 'uniform' field 'axis' must be null or a non-negative integer, got {axis!r}")
+        if axis is None and len(self.low) != 1:
+            raise KscFormatError("codec 'uniform' without 'axis' must have exactly one 'low' and 'step'")
+
+    @classmethod
+    def fit(cls, values: np.ndarray, bits: int) -> UniformCodec:
+        """Min-max parameters for the whole of ``values``."""
+        low, high = np.array([values.min()]), np.array([values.max()])
+        return cls(bits, low, _fit_step(low, high, bits))
+
+    @classmethod
+    def over_range(cls, bits: int, low, high, axis: int | None = None) -> UniformCodec:
+        """Fixed range ``[low, high]`` (per index along ``axis`` when lists)."""
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        return cls(bits, low, _fit_step(low, high, bits), axis)
+
+    def to_config(self) -> dict:
+        return {"id": self.id, "bits": self.bits, "axis": self.axis, "low": self.low.tolist(), "step": self.step.tolist()}
+
+    def _broadcast(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if self.axis is None:
+            return self.low, self.step
+        if self.axis >= len(shape) or shape[self.axis] != len(self.low):
+            raise KscFormatError(
+                f"codec 'uniform' has {len(self.low)} parameters, tensor shape {shape} needs one per axis {self.axis}"
+            )
+        view = [1] * len(shape)
+        view[self.axis] = -1
+        return self.low.reshape(view), self.step.reshape(view)
+
+    def encoded_size(self, shape: tuple[int, ...]) -> int:
+        return int(np.prod(shape, dtype=np.int64)) * _integer_dtype(self.bits).itemsize
+
+    def encode(self, values: np.ndarray) -> bytes:
+        low, step = self._broadcast(values.shape)
+        return _quantize(np.asarray(values, dtype=np.float64), low, step, self.bits).tobytes()
+
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        low, step = self._broadcast(shape)
+        q = np.frombuffer(data, dtype=_integer_dtype(self.bits)).reshape(shape)
+        return (low + q * step).astype(np.float32)
+
+
+class RowUniformCodec:
+    """Uniform quantizer with one float16 ``(low, step)`` pair per row of a 2-D tensor."""
+
+    id = "uniform_rows"
+    _params = np.dtype("<f2")
+
+    def __init__(self, bits: int):
+        self.bits = _check_bits(bits)
+
+    def to_config(self) -> dict:
+        return {"id": self.id, "bits": self.bits}
+
+    @staticmethod
+    def _rows(shape: tuple[int, ...]) -> int:
+        if len(shape) != 2:
+            raise KscFormatError(f"codec 'uniform_rows' needs a 2-D tensor, got shape {shape}")
+        return shape[0]
+
+    def encoded_size(self, shape: tuple[int, ...]) -> int:
+        rows = self._rows(shape)
+        return rows * 2 * self._params.itemsize + int(np.prod(shape, dtype=np.int64)) * _integer_dtype(self.bits).itemsize
+
+    def encode(self, values: np.ndarray) -> bytes:
+        values = np.asarray(values, dtype=np.float64)
+        self._rows(values.shape)
+        # Round low down and step up to float16, so that every value still lies
+        # in [low, low + (2**bits - 1) * step] and the error stays within step / 2.
+        low = _float16_toward(values.min(axis=1), -np.inf)
+        step = _fit_step(low.astype(np.float64), values.max(axis=1), self.bits)
+        step = _float16_toward(step, np.inf)
+        q = _quantize(values, low.astype(np.float64)[:, None], step.astype(np.float64)[:, None], self.bits)
+        return np.column_stack([low, step]).astype(self._params).tobytes() + q.tobytes()
+
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        rows = self._rows(shape)
+        split = rows * 2 * self._params.itemsize
+        params = np.frombuffer(data[:split], dtype=self._params).reshape(rows, 2).astype(np.float64)
+        if not (np.all(np.isfinite(params)) and np.all(params[:, 1] > 0)):
+            raise KscFormatError("codec 'uniform_rows' has a non-finite or non-positive row parameter")
+        q = np.frombuffer(data[split:], dtype=_integer_dtype(self.bits)).reshape(shape)
+        return (params[:, :1] + q * params[:, 1:]).astype(np.float32)
+
+
+CODECS = {UniformCodec.id: UniformCodec, RowUniformCodec.id: RowUniformCodec}
+
+
+def codec_from_config(config) -> UniformCodec | RowUniformCodec:
+    """Rebuild a codec from its config; unknown ids or fields raise KscFormatError."""
+    if not isinstance(config, dict) or "id" not in config:
+        raise KscFormatError("tensor codec must be a map with an 'id'")
+    config = dict(config)
+    codec_id = config.pop("id")
+    if codec_id not in CODECS:
+        raise KscFormatError(f"unknown tensor codec {codec_id!r} (this ksc knows {sorted(CODECS)})")
+    try:
+        return CODECS[codec_id](**config)
+    except TypeError as error:
+        raise KscFormatError(f"codec {codec_id!r} has bad fields: {error}") from None

@@ -1,0 +1,201 @@
+"""Reading and writing the ``.ksc`` container (see ``format/SPEC.md``).
+
+The reader checks every declared size against the limits below and against
+the file's length before it allocates or decompresses anything, so a hostile
+file costs at most a few megabytes and milliseconds.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+import zstandard
+
+from ksc.errors import KscFormatError
+
+from .codecs import codec_from_config
+
+MAGIC = b"\x89KSC"
+VERSION = (1, 0)
+READABLE_MAJORS = (1,)
+PREAMBLE = struct.Struct("<4sBB")  # magic, major, minor
+HEADER_SIZE = struct.Struct("<I")  # first field of the decompressed body
+TRAILER = struct.Struct("<I")  # CRC-32 of everything before it
+ZSTD_LEVEL = 19
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+MAX_TENSORS = 256
+MAX_TENSOR_VALUES = 4 * 1024 * 1024
+MAX_DIMS = 4
+
+
+@dataclass
+class TensorRecord:
+    """One stored tensor: its name, shape, codec and encoded bytes."""
+
+    name: str
+    shape: tuple[int, ...]
+    codec: object
+    data: bytes
+
+    def decode(self) -> np.ndarray:
+        """Dequantized values, float32 of ``shape``."""
+        return self.codec.decode(self.data, self.shape)
+
+
+@dataclass
+class Container:
+    """Everything a ``.ksc`` file holds.
+
+    ``meta`` holds the sections the codec defines (transform, model, bound,
+    source, encoder); ``tensors`` the payload, in file order.
+    """
+
+    meta: dict
+    tensors: list[TensorRecord] = field(default_factory=list)
+    version: tuple[int, int] = VERSION
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Byte counts found by the reader: file, compressed body, body, header."""
+
+    def tensor_map(self) -> dict[str, np.ndarray]:
+        """Decoded tensors by name."""
+        return {record.name: record.decode() for record in self.tensors}
+
+
+def write_container(container: Container) -> bytes:
+    """Serialize ``container``; the same container always gives the same bytes."""
+    header = dict(container.meta)
+    header["tensors"] = [
+        {"name": r.name, "shape": list(r.shape), "codec": r.codec.to_config(), "size": len(r.data)} for r in container.tensors
+    ]
+    header_bytes = msgpack.packb(header, use_bin_type=True)
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        raise KscFormatError(f"header of {len(header_bytes)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
+    body = HEADER_SIZE.pack(len(header_bytes)) + header_bytes + b"".join(r.data for r in container.tensors)
+    compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False).compress(body)
+    framed = PREAMBLE.pack(MAGIC, VERSION[0], VERSION[1]) + compressed
+    return framed + TRAILER.pack(zlib.crc32(framed))
+
+
+def read_container(data: bytes) -> Container:
+    """Parse and validate ``.ksc`` bytes; any problem raises KscFormatError."""
+    data = bytes(data)
+    if len(data) < PREAMBLE.size + TRAILER.size:
+        raise KscFormatError(f"file is {len(data)} bytes, too short for a .ksc container (truncated?)")
+    magic, major, minor = PREAMBLE.unpack_from(data)
+    if magic != MAGIC:
+        raise KscFormatError("not a .ksc file: bad magic bytes")
+    if major not in READABLE_MAJORS:
+        readable = ", ".join(f"{m}.x" for m in READABLE_MAJORS)
+        raise KscFormatError(f"format version {major}.{minor} is not supported; this ksc reads {readable}")
+    (stored_crc,) = TRAILER.unpack_from(data, len(data) - TRAILER.size)
+    if zlib.crc32(data[: -TRAILER.size]) != stored_crc:
+        raise KscFormatError("checksum mismatch: the file is corrupted or truncated")
+
+    body = _decompress(data[PREAMBLE.size : -TRAILER.size])
+    if len(body) < HEADER_SIZE.size:
+        raise KscFormatError("body is too short to hold a header length")
+    (header_size,) = HEADER_SIZE.unpack_from(body)
+    if header_size > min(MAX_HEADER_BYTES, len(body) - HEADER_SIZE.size):
+        raise KscFormatError(f"header length {header_size} exceeds the limit or the body's {len(body)} bytes")
+    header = _unpack_header(body[HEADER_SIZE.size : HEADER_SIZE.size + header_size])
+    offset = HEADER_SIZE.size + header_size
+    records = _tensor_entries(header, len(body) - offset)
+
+    tensors = []
+    for name, shape, codec, size in records:
+        tensors.append(TensorRecord(name, shape, codec, body[offset : offset + size]))
+        offset += size
+    meta = {k: v for k, v in header.items() if k != "tensors"}
+    sizes = {
+        "file": len(data),
+        "compressed_body": len(data) - PREAMBLE.size - TRAILER.size,
+        "body": len(body),
+        "header": header_size,
+    }
+    return Container(meta=meta, tensors=tensors, version=(major, minor), sizes=sizes)
+
+
+def _unpack_header(blob: bytes) -> dict:
+    try:
+        header = msgpack.unpackb(
+            blob,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_HEADER_BYTES,
+            max_bin_len=0,
+            max_array_len=MAX_TENSOR_VALUES,
+            max_map_len=1024,
+        )
+    except Exception as error:  # msgpack raises several unrelated types for malformed input
+        raise KscFormatError(f"header is not valid msgpack: {error}") from None
+    if not isinstance(header, dict):
+        raise KscFormatError("header must be a msgpack map")
+    return header
+
+
+def _tensor_entries(header: dict, data_size: int) -> list:
+    entries = _field(header, "tensors", list)
+    if len(entries) > MAX_TENSORS:
+        raise KscFormatError(f"{len(entries)} tensors exceed the limit of {MAX_TENSORS}")
+    records, names, total = [], set(), 0
+    for index, entry in enumerate(entries):
+        where = f"tensors[{index}]"
+        if not isinstance(entry, dict):
+            raise KscFormatError(f"{where} must be a map")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name or name in names:
+            raise KscFormatError(f"{where}.name must be a unique non-empty string, got {name!r}")
+        names.add(name)
+        shape = entry.get("shape")
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_DIMS
+            or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_TENSOR_VALUES for n in shape)
+        ):
+            raise KscFormatError(f"{where}.shape must be a list of at most {MAX_DIMS} positive sizes, got {shape!r}")
+        shape = tuple(shape)
+        if int(np.prod(shape, dtype=np.int64)) > MAX_TENSOR_VALUES:
+            raise KscFormatError(f"{where}.shape {shape} exceeds the limit of {MAX_TENSOR_VALUES} values")
+        codec = codec_from_config(entry.get("codec"))
+        size = _int_field(entry, "size", MAX_BODY_BYTES, f"{where}.size")
+        if size != codec.encoded_size(shape):
+            raise KscFormatError(f"{where}.size {size} does not fit shape {shape} with codec {codec.id!r}")
+        total += size
+        records.append((name, shape, codec, size))
+    if total != data_size:
+        raise KscFormatError(f"tensor sizes add up to {total} bytes but {data_size} bytes follow the header")
+    return records
+
+
+def _decompress(frame: bytes) -> bytes:
+    try:
+        # The frame's declared size is checked before zstandard allocates it.
+        declared = zstandard.get_frame_parameters(frame).content_size
+        if not 0 < declared <= MAX_BODY_BYTES:
+            raise KscFormatError(f"body declares {declared} decompressed bytes; the limit is {MAX_BODY_BYTES}")
+        body = zstandard.ZstdDecompressor().decompress(frame, max_output_size=declared)
+    except zstandard.ZstdError as error:
+        raise KscFormatError(f"body does not decompress: {error}") from None
+    if len(body) != declared:
+        raise KscFormatError(f"body decompresses to {len(body)} bytes, its frame declares {declared}")
+    return body
+
+
+def _field(mapping: dict, key: str, kind: type):
+    value = mapping.get(key)
+    if not isinstance(value, kind):
+        raise KscFormatError(f"header field {key!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _int_field(mapping: dict, key: str, limit: int, label: str) -> int:
+    value = mapping.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
+        raise KscFormatError(f"{label} must be an integer in [0, {limit}], got {value!r}")
+    return value
