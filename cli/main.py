@@ -1,0 +1,188 @@
+"""The ``ksc`` command: thin click commands over the library.
+
+Every user error (a bad file, a bad option) is printed as one line starting
+with ``ksc: error:`` and exits with status 1; outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from ksc import __version__
+from ksc.errors import KscError
+
+from .options import device_option, verbosity_options
+from .progress import ProgressBar
+from .report import describe_container
+
+log = logging.getLogger("ksc")
+
+
+class KscGroup(click.Group):
+    """Turns ksc's errors and OS errors into one line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KscError as error:
+            _fail(str(error))
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            _fail(f"{where}{error.strerror or error}")
+        except MemoryError:
+            _fail("out of memory (try a lower --resolution)")
+
+
+def _fail(message: str):
+    click.echo(f"ksc: error: {message}", err=True)
+    raise SystemExit(1)
+
+
+@click.group(cls=KscGroup)
+@click.version_option(__version__, prog_name="ksc")
+def main():
+    """ksc: compress triangle meshes into tiny neural .ksc files."""
+
+
+def _read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
+@click.option("--spheres", default=128, show_default=True, help="Number of key spheres (M).")
+@click.option("--layers", default=6, show_default=True, help="Hidden layers of the SDF network (K).")
+@click.option("--width", default=32, show_default=True, help="Units per hidden layer (Q).")
+@click.option(
+    "--features",
+    type=click.Choice(["direct", "latent"]),
+    default="direct",
+    show_default=True,
+    help="Sphere features: direct (DPFE, 4->29 layer) or latent (LPFE, trained 29-vectors per sphere).",
+)
+@click.option("--activation", type=click.Choice(["silu", "relu"]), default="silu", show_default=True)
+@click.option("--steps", default=12000, show_default=True, help="Training steps.")
+@click.option("--time-budget", type=float, default=None, help="Stop training after this many seconds (not reproducible).")
+@click.option("--batch-size", default=4096, show_default=True)
+@click.option("--lr", "learning_rate", default=1e-2, show_default=True, help="Peak learning rate.")
+@click.option("--samples", default=1_000_000, show_default=True, help="Training points with their SDF.")
+@click.option("--bits", default=8, show_default=True, help="Bits per quantized weight (2-16).")
+@click.option("--seed", default=0, show_default=True)
+@device_option
+@verbosity_options
+def encode(
+    input_path,
+    output_path,
+    spheres,
+    layers,
+    width,
+    features,
+    activation,
+    steps,
+    time_budget,
+    batch_size,
+    learning_rate,
+    samples,
+    bits,
+    seed,
+    device,
+    quiet,
+):
+    """Encode the mesh IN (.obj .ply .stl .off .glb) into the .ksc file OUT."""
+    from ksc.device import resolve_device
+    from ksc.encoder import EncodeOptions, encode_mesh
+    from ksc.meshio import load_mesh, mesh_bytes, write_atomic
+    from ksc.model import ModelConfig
+    from ksc.train import TrainConfig
+
+    options = EncodeOptions(
+        model=ModelConfig(features=features, spheres=spheres, layers=layers, width=width, activation=activation),
+        train=TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, time_budget=time_budget),
+        samples=samples,
+        weight_bits=bits,
+        seed=seed,
+    )
+    mesh = load_mesh(input_path)
+    progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
+    with progress:
+        result = encode_mesh(mesh, options, resolve_device(device), progress.on_step)
+    write_atomic(output_path, result.data)
+    if not quiet:
+        size = len(result.data)
+        input_size = Path(input_path).stat().st_size
+        ply_size = len(mesh_bytes(mesh, ".ply"))
+        click.echo(
+            f"{input_path} -> {output_path}: {size} bytes; ratio {input_size / size:.1f}x vs input ({input_size} bytes),"
+            f" {ply_size / size:.1f}x vs binary PLY ({ply_size} bytes); {result.spheres} spheres,"
+            f" {result.stored_parameters} parameters, {result.seconds:.1f} s"
+        )
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
+@click.option("--resolution", default=256, show_default=True, help="Grid nodes per axis for marching cubes (16-512).")
+@device_option
+@verbosity_options
+def decode(input_path, output_path, resolution, device, quiet):
+    """Decode the .ksc file IN into a mesh OUT (.ply .obj .stl .glb .off, by extension)."""
+    from ksc.decoder import decode_mesh
+    from ksc.device import resolve_device
+    from ksc.meshio import check_output_format, mesh_bytes, write_atomic
+
+    start = time.monotonic()
+    suffix = check_output_format(output_path)  # fail on a bad extension before the slow part
+    mesh = decode_mesh(_read_bytes(input_path), resolution, resolve_device(device))
+    write_atomic(output_path, mesh_bytes(mesh, suffix))
+    if not quiet:
+        click.echo(
+            f"{input_path} -> {output_path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces"
+            f" at resolution {resolution}, {time.monotonic() - start:.2f} s"
+        )
+
+
+@main.command()
+@click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def info(input_path, as_json):
+    """Show what is inside a .ksc FILE."""
+    from ksc.format import read_container
+
+    report = describe_container(read_container(_read_bytes(input_path)))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(_format_report(report))
+
+
+@main.command()
+@click.argument("reference", type=click.Path(dir_okay=False))
+@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def compare(reference, candidate, as_json):
+    """Chamfer-L1, Hausdorff and IoU of CANDIDATE against REFERENCE (see ksc.metrics)."""
+    from ksc.meshio import load_mesh
+    from ksc.metrics import compare_meshes
+
+    error = compare_meshes(load_mesh(reference), load_mesh(candidate))
+    if as_json:
+        click.echo(json.dumps(error.to_dict()))
+    else:
+        click.echo(f"chamfer_l1 {error.chamfer_l1:.6f}  hausdorff {error.hausdorff:.6f}  iou {error.iou:.5f}")
+
+
+def _format_report(report: dict, indent: str = "") -> str:
+    lines = []
+    for key, value in report.items():
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            lines.append(_format_report(value, indent + "  "))
+        else:
+            lines.append(f"{indent}{key}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""What ``ksc info`` shows about a container."""
+
+from __future__ import annotations
+
+from ksc.format import Container
+
+
+def describe_container(container: Container) -> dict:
+    """A JSON-ready summary: version, sizes, model, spheres, parameters, source, encoder."""
+    meta = container.meta
+    tensors = {
+        r.name: {"shape": list(r.shape), "codec": r.codec.to_config()["id"], "bits": r.codec.bits, "bytes": len(r.data)}
+        for r in container.tensors
+    }
+    parameters = sum(_count(r.shape) for r in container.tensors)
+    spheres = next((r.shape[0] for r in container.tensors if r.name == "spheres"), 0)
+    return {
+        "format_version": "{}.{}".format(*container.version),
+        "sizes": {**container.sizes, "tensors": sum(len(r.data) for r in container.tensors)},
+        "model": meta.get("model"),
+        "spheres": spheres,
+        "stored_parameters": parameters,
+        "bound": meta.get("bound"),
+        "transform": meta.get("transform"),
+        "source": meta.get("source"),
+        "encoder": meta.get("encoder"),
+        "tensors": tensors,
+    }
+
+
+def _count(shape) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
