@@ -1,0 +1,50 @@
+"""Shared fixtures: analytic shapes, the shared reference meshes, quick encode options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from ksc.encoder import EncodeOptions
+from ksc.model import ModelConfig
+from ksc.train import TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"
+
+
+def shared_mesh(name: str) -> Path:
+    """Path of a mesh in ../shared/meshes, or skip the test with the reason."""
+    path = SHARED_MESHES / name
+    if not path.is_file():
+        pytest.skip(f"reference mesh {path} is absent (the shared data folder is not beside the repo)")
+    return path
+
+
+@pytest.fixture
+def torus() -> trimesh.Trimesh:
+    """A watertight torus, offset and scaled so normalization has work to do."""
+    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
+    mesh.apply_scale(3.0)
+    mesh.apply_translation([10.0, -4.0, 2.5])
+    return mesh
+
+
+@pytest.fixture
+def sphere_mesh() -> trimesh.Trimesh:
+    return trimesh.creation.icosphere(subdivisions=4, radius=0.8)
+
+
+@pytest.fixture
+def torus_file(tmp_path, torus) -> Path:
+    path = tmp_path / "torus.obj"
+    torus.export(path)
+    return path
+
+
+def quick_options(steps: int = 1000, seed: int = 0, **model) -> EncodeOptions:
+    """Small, fast settings for tests that check plumbing rather than quality."""
+    config = {"spheres": 32, "layers": 4, "width": 32, **model}
+    return EncodeOptions(model=ModelConfig(**config), train=TrainConfig(steps=steps, batch_size=2048), samples=50_000, seed=seed)

@@ -1,0 +1,124 @@
+"""The command line through click's CliRunner."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ksc.cli.main import main
+
+QUICK = ["--spheres", "32", "--layers", "4", "--width", "32", "--steps", "1000", "--samples", "50000", "--batch-size", "2048"]
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    import trimesh
+
+    folder = tmp_path_factory.mktemp("cli")
+    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
+    source = folder / "torus.obj"
+    mesh.export(source)
+    target = folder / "torus.ksc"
+    result = CliRunner().invoke(main, ["encode", str(source), str(target), *QUICK])
+    assert result.exit_code == 0, result.output
+    return source, target, result.output
+
+
+def test_encode_reports_size_and_ratio(encoded):
+    _, target, output = encoded
+    assert f"{target.stat().st_size} bytes" in output
+    assert "vs binary PLY" in output and "32 spheres" in output
+
+
+def test_info_text_and_json(encoded):
+    _, target, _ = encoded
+    runner = CliRunner()
+    text = runner.invoke(main, ["info", str(target)])
+    assert text.exit_code == 0 and "format_version: 1.0" in text.output
+    report = json.loads(runner.invoke(main, ["info", "--json", str(target)]).output)
+    assert report["spheres"] == 32
+    assert report["model"]["layers"] == 4
+    assert report["sizes"]["file"] == target.stat().st_size
+    assert report["stored_parameters"] == 32 * 4 + 4 * 29 + 29 + 32 * 32 + 32 + 3 * (32 * 32 + 32) + 32 + 1
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".obj", ".stl", ".glb"])
+def test_decode_writes_the_format_of_the_extension(encoded, tmp_path, suffix):
+    _, target, _ = encoded
+    out = tmp_path / f"decoded{suffix}"
+    result = CliRunner().invoke(main, ["decode", str(target), str(out), "--resolution", "32", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # -q prints nothing
+    assert out.stat().st_size > 0
+
+
+def test_compare_prints_the_metrics(encoded, tmp_path):
+    source, target, _ = encoded
+    out = tmp_path / "decoded.ply"
+    CliRunner().invoke(main, ["decode", str(target), str(out), "--resolution", "48"])
+    result = CliRunner().invoke(main, ["compare", "--json", str(source), str(out)])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["iou"] > 0.8
+
+
+def corrupt(data: bytes) -> bytes:
+    middle = bytearray(data)
+    middle[len(middle) // 2] ^= 0x10
+    return bytes(middle)
+
+
+@pytest.mark.parametrize(
+    "command,prepare,message",
+    [
+        (["decode", "{missing}", "{out}"], None, "No such file"),
+        (["decode", "{ksc}", "{out}"], lambda d: d[: len(d) // 2], "checksum|truncated"),
+        (["decode", "{ksc}", "{out}"], corrupt, "checksum"),
+        (["decode", "{ksc}", "{out}"], lambda d: d[:4] + b"\x09" + d[5:], "version 9.0 is not supported"),
+        (["decode", "{ksc}", "{out}"], lambda d: b"hello world, not ksc", "bad magic"),
+        (["decode", "{ksc}", "{bad_out}"], None, "unsupported output format"),
+        (["decode", "{ksc}", "{out}", "--resolution", "5000"], None, "resolution"),
+        (["info", "{ksc}"], lambda d: b"", "too short"),
+        (["encode", "{missing_obj}", "{out_ksc}"], None, "no such file"),
+        (["encode", "{empty_obj}", "{out_ksc}"], None, "no triangles"),
+        (["encode", "{nan_obj}", "{out_ksc}"], None, "NaN"),
+        (["encode", "{flat_obj}", "{out_ksc}", "--steps", "10"], None, "encloses no volume"),
+        (["encode", "{source}", "{out_ksc}", "--bits", "40"], None, "bits"),
+        (["encode", "{source}", "{out_ksc}", "--spheres", "0"], None, "spheres"),
+    ],
+)
+def test_bad_input_gives_one_line_and_no_output(encoded, tmp_path, command, prepare, message):
+    source, target, _ = encoded
+    ksc = tmp_path / "input.ksc"
+    ksc.write_bytes(prepare(target.read_bytes()) if prepare else target.read_bytes())
+    (tmp_path / "empty.obj").write_bytes(b"")
+    (tmp_path / "nan.obj").write_text("v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")
+    (tmp_path / "flat.obj").write_text("v -1 -1 0\nv 1 -1 0\nv 1 1 0\nv -1 1 0\nf 1 2 3\nf 1 3 4\n")
+    names = {
+        "missing": tmp_path / "absent.ksc",
+        "out": tmp_path / "out.ply",
+        "ksc": ksc,
+        "bad_out": tmp_path / "out.vrml",
+        "missing_obj": tmp_path / "absent.obj",
+        "empty_obj": tmp_path / "empty.obj",
+        "nan_obj": tmp_path / "nan.obj",
+        "flat_obj": tmp_path / "flat.obj",
+        "out_ksc": tmp_path / "out.ksc",
+        "source": source,
+    }
+    args = [part.format(**names) for part in command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ksc: error:"), result.output
+    assert pytest.importorskip("re").search(message, lines[0]), lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out.ply").exists() and not (tmp_path / "out.ksc").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
+    help_text = runner.invoke(main, ["encode", "--help"]).output
+    for option in ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "-q"):
+        assert option in help_text

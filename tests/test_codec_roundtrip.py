@@ -1,0 +1,68 @@
+"""Encoder and decoder together (small networks, few steps)."""
+
+import numpy as np
+import pytest
+import torch
+
+from ksc.decoder import decode_mesh, load_model
+from ksc.encoder import encode_mesh
+from ksc.errors import KscInputError
+from ksc.format import read_container
+from ksc.metrics import compare_meshes
+
+from .conftest import quick_options
+
+
+@pytest.fixture(scope="module")
+def torus_result():
+    import trimesh
+
+    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
+    mesh.apply_scale(3.0)
+    mesh.apply_translation([10.0, -4.0, 2.5])
+    return mesh, encode_mesh(mesh, quick_options())
+
+
+def test_file_holds_what_the_decoder_needs(torus_result):
+    mesh, result = torus_result
+    container = read_container(result.data)
+    assert container.meta["model"]["spheres"] == 32 == result.spheres
+    assert container.meta["source"] == {"vertices": len(mesh.vertices), "faces": len(mesh.faces)}
+    names = [t.name for t in container.tensors]
+    assert names[0] == "spheres" and "output.bias" in names
+    decoded = load_model(result.data)
+    assert decoded.model.stored_parameter_count() == result.stored_parameters
+
+
+def test_decoded_mesh_returns_to_the_original_position(torus_result):
+    mesh, result = torus_result
+    decoded = decode_mesh(result.data, 64)
+    assert np.allclose(decoded.bounds, mesh.bounds, atol=0.1 * mesh.extents.max())
+    assert compare_meshes(mesh, decoded).iou > 0.9
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(torus_result):
+    mesh, result = torus_result
+    assert encode_mesh(mesh, quick_options()).data == result.data
+    assert encode_mesh(mesh, quick_options(seed=1)).data != result.data
+
+
+def test_latent_branch_round_trips(torus_result):
+    mesh, _ = torus_result
+    result = encode_mesh(mesh, quick_options(steps=100, features="latent"))
+    model = load_model(result.data).model
+    assert model.config.features == "latent"
+    assert model.latents.shape == (32, 29)
+
+
+def test_stored_weights_are_the_quantized_trained_ones(torus_result):
+    _, result = torus_result
+    model = load_model(result.data).model
+    with torch.no_grad():
+        values = model(torch.zeros(1, 3))
+    assert torch.isfinite(values).all()
+
+
+def test_resolution_bounds():
+    with pytest.raises(KscInputError, match="resolution"):
+        decode_mesh(b"", 100_000)

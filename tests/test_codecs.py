@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from ksc.errors import KscFormatError
+from ksc.format import RowUniformCodec, UniformCodec, codec_from_config
+
+
+@pytest.mark.parametrize("bits", [4, 8, 12])
+def test_uniform_codec_error_is_at_most_half_a_step(bits):
+    values = np.random.default_rng(0).normal(size=(17, 5))
+    codec = UniformCodec.fit(values, bits)
+    decoded = codec.decode(codec.encode(values), values.shape)
+    assert np.abs(decoded - values).max() <= codec.step[0] / 2 + 1e-6
+
+
+def test_row_codec_error_is_per_row():
+    values = np.random.default_rng(0).normal(size=(8, 32)) * np.logspace(-3, 0, 8)[:, None]
+    codec = RowUniformCodec(8)
+    data = codec.encode(values)
+    assert len(data) == codec.encoded_size(values.shape)
+    decoded = codec.decode(data, values.shape)
+    steps = np.frombuffer(data[: 8 * 4], dtype="<f2").reshape(8, 2)[:, 1].astype(np.float64)
+    row_range = values.max(1) - values.min(1)
+    # Each row gets its own step, close to its own range / 255 (float16 rounding aside).
+    assert np.allclose(steps, row_range / 255, rtol=0.01)
+    assert np.all(np.abs(decoded - values).max(1) <= steps / 2 * (1 + 1e-6))
+
+
+def test_constant_tensor_decodes_exactly():
+    values = np.full((1,), 0.123, dtype=np.float32)
+    codec = UniformCodec.fit(values, 8)
+    assert codec.decode(codec.encode(values), (1,))[0] == pytest.approx(0.123)
+
+
+def test_per_axis_ranges_for_spheres():
+    codec = UniformCodec.over_range(12, [-1, -1, -1, 0], [1, 1, 1, 1], axis=1)
+    spheres = np.array([[-1.0, 0.3, 1.0, 0.0], [0.25, -0.5, 0.0, 0.9]])
+    decoded = codec.decode(codec.encode(spheres), spheres.shape)
+    assert np.abs(decoded - spheres).max() <= 1 / 4095 + 1e-7
+
+
+@pytest.mark.parametrize(
+    "codec", [UniformCodec.fit(np.arange(5.0), 6), RowUniformCodec(8), UniformCodec.over_range(10, [0, 1], [1, 3], axis=0)]
+)
+def test_configs_round_trip(codec):
+    assert codec_from_config(codec.to_config()).to_config() == codec.to_config()
+
+
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        ({"id": "lz-magic"}, "unknown tensor codec"),
+        ({"id": "uniform_rows", "bits": 40}, "bits"),
+        ({"id": "uniform_rows", "bits": 8, "extra": 1}, "bad fields"),
+        ({"id": "uniform", "bits": 8, "axis": None, "low": [0.0], "step": [0.0]}, "non-positive"),
+        ({"id": "uniform", "bits": 8, "axis": None, "low": [0.0, 1.0], "step": [1.0, 1.0]}, "exactly one"),
+        ("uniform", "map"),
+    ],
+)
+def test_bad_codec_configs_are_rejected(config, message):
+    with pytest.raises(KscFormatError, match=message):
+        codec_from_config(config)

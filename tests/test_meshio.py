@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import trimesh
+
+from ksc.errors import KscInputError
+from ksc.meshio import check_output_format, load_mesh, mesh_bytes, write_atomic
+
+
+def test_loads_every_supported_input_format(tmp_path, sphere_mesh):
+    for suffix in (".obj", ".ply", ".stl", ".off", ".glb"):
+        path = tmp_path / f"ball{suffix}"
+        sphere_mesh.export(path)
+        mesh = load_mesh(path)
+        assert len(mesh.faces) == len(sphere_mesh.faces), suffix
+        assert np.allclose(mesh.bounds, sphere_mesh.bounds, atol=1e-5), suffix
+
+
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("empty.obj", b"", "no triangles"),
+        ("points.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n", "no triangles"),
+        ("nan.obj", b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n", "NaN or infinite"),
+        ("flat.obj", b"v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n", "zero surface area"),
+        ("junk.ply", b"ply\nthis is not a ply file\n", "cannot read|no triangles"),
+        ("mesh.xyz", b"0 0 0\n", "unsupported mesh format"),
+    ],
+)
+def test_bad_inputs_raise_one_clear_error(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(KscInputError, match=message):
+        load_mesh(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(KscInputError, match="no such file"):
+        load_mesh(tmp_path / "absent.obj")
+
+
+def test_output_formats_by_extension(sphere_mesh):
+    assert mesh_bytes(sphere_mesh, ".ply")[:3] == b"ply"
+    assert check_output_format("out.GLB") == ".glb"
+    with pytest.raises(KscInputError, match="unsupported output format"):
+        check_output_format("out.vrml")
+
+
+def test_write_atomic_replaces_only_with_a_complete_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.bin"
+    write_atomic(target, b"first")
+    assert target.read_bytes() == b"first"
+
+    def broken_replace(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", broken_replace)
+    with pytest.raises(OSError):
+        write_atomic(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # no temporary left behind
+
+
+def test_trimesh_scene_is_merged(tmp_path, sphere_mesh):
+    scene = trimesh.Scene([sphere_mesh, sphere_mesh.copy().apply_translation([3, 0, 0])])
+    path = tmp_path / "scene.glb"
+    scene.export(path)
+    assert len(load_mesh(path).faces) == 2 * len(sphere_mesh.faces)

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from ksc.errors import KscFormatError, KscInputError
+from ksc.model import FEATURE_DIM, KeySphereNet, ModelConfig
+
+
+def paper_parameter_count(m: int, k: int, q: int) -> int:
+    """Paper eq. 4, written out as printed."""
+    return m * 4 + 29 * 4 + q * k + 30 + q * q * (k - 1) + (q + 1) * 32
+
+
+def test_default_direct_network_stores_7026_parameters():
+    model = KeySphereNet(ModelConfig(), torch.rand(128, 4))
+    assert model.stored_parameter_count() == 7026 == paper_parameter_count(128, 6, 32)
+
+
+def test_latent_branch_stores_sphere_latents_instead_of_the_sphere_layer():
+    direct = KeySphereNet(ModelConfig(spheres=64), torch.rand(64, 4)).stored_parameter_count()
+    latent = KeySphereNet(ModelConfig(spheres=64, features="latent"), torch.rand(64, 4)).stored_parameter_count()
+    assert latent - direct == 64 * FEATURE_DIM - (4 * FEATURE_DIM + FEATURE_DIM)
+
+
+def test_forward_shape_and_paper_weights_sum_to_one():
+    spheres = torch.tensor([[0.0, 0.0, 0.0, 0.5], [0.5, 0.0, 0.0, 0.2]])
+    model = KeySphereNet(ModelConfig(spheres=2, layers=2, width=8), spheres)
+    points = torch.rand(10, 3)
+    assert model(points).shape == (10,)
+    d = torch.cdist(points, spheres[:, :3]) + 2 * spheres[:, 3]
+    weights = d / d.sum(1, keepdim=True)
+    assert torch.allclose(weights.sum(1), torch.ones(10))
+
+
+def test_stored_tensors_load_by_name_and_check_shapes():
+    a = KeySphereNet(ModelConfig(spheres=4, layers=2, width=8), torch.rand(4, 4))
+    b = KeySphereNet(ModelConfig(spheres=4, layers=2, width=8), torch.rand(4, 4))
+    b.load_stored_tensors(a.stored_tensors())
+    points = torch.rand(5, 3)
+    assert torch.equal(a(points), b(points))
+    tensors = dict(a.stored_tensors())
+    tensors["output.bias"] = torch.zeros(2)
+    with pytest.raises(KscFormatError, match="output.bias"):
+        b.load_stored_tensors(tensors)
+    del tensors["output.bias"]
+    with pytest.raises(KscFormatError, match="missing"):
+        b.load_stored_tensors(tensors)
+
+
+@pytest.mark.parametrize("field,value", [("spheres", 0), ("layers", 100), ("width", "32"), ("features", "x")])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(KscInputError, match=field):
+        ModelConfig(**{field: value})
+
+
+def test_config_round_trips():
+    config = ModelConfig(features="latent", spheres=7, layers=3, width=9, activation="relu")
+    assert ModelConfig.from_dict(config.to_dict()) == config

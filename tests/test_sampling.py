@@ -1,0 +1,24 @@
+import numpy as np
+
+from ksc.sampling import SAMPLE_MIX, SignedDistance, sample_sdf, sample_surface
+
+
+def test_signed_distance_is_positive_inside_a_sphere(sphere_mesh):
+    signed_distance = SignedDistance(sphere_mesh)
+    points = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.95, 0.0]])
+    values = signed_distance(points)
+    assert values[0] > 0.75 and values[1] > 0.25 and values[2] < 0.0
+    assert np.allclose(values, 0.8 - np.linalg.norm(points, axis=1), atol=0.01)
+
+
+def test_sample_mix_concentrates_near_the_surface(sphere_mesh):
+    samples = sample_sdf(sphere_mesh, SignedDistance(sphere_mesh), 20_000, 1.05, np.random.default_rng(0))
+    assert samples.points.shape == (20_000, 3) and samples.sdf.shape == (20_000,)
+    assert np.abs(samples.points).max() <= 1.05
+    near_share = SAMPLE_MIX[0][1]
+    assert np.mean(np.abs(samples.sdf) < 0.015) >= near_share * 0.9
+
+
+def test_surface_samples_lie_on_the_surface(sphere_mesh):
+    points = sample_surface(sphere_mesh, 1000, np.random.default_rng(0))
+    assert np.allclose(np.linalg.norm(points, axis=1), 0.8, atol=0.01)

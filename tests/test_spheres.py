@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+import trimesh
+
+from ksc.errors import KscInputError
+from ksc.sampling import SignedDistance
+from ksc.spheres import extract_key_spheres
+
+
+def test_spheres_lie_inside_and_spread_apart(torus):
+    unit = torus.copy()
+    unit.apply_translation(-unit.bounds.mean(axis=0))
+    unit.apply_scale(1.0 / (unit.extents.max() / 2.0))
+    signed_distance = SignedDistance(unit)
+    spheres = extract_key_spheres(signed_distance, 64)
+    assert spheres.shape == (64, 4)
+    centres, radii = spheres[:, :3], spheres[:, 3]
+    assert np.all(radii > 0)
+    assert np.allclose(signed_distance(centres), radii, atol=1e-5)  # radius = SDF of the centre
+    # No centre lies inside another sphere: each was chosen outside all earlier ones.
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1) - radii[None, :]
+    earlier = np.tril(np.ones((64, 64), dtype=bool), k=-1)
+    assert np.all(gaps[earlier] > 0)
+    # Spread around the ring, not piled on one side: every quadrant holds spheres.
+    angles = np.arctan2(centres[:, 1], centres[:, 0])
+    assert len(np.unique(np.floor((angles + np.pi) / (np.pi / 2)).astype(int))) == 4
+
+
+def test_radii_decrease_for_the_first_picks(sphere_mesh):
+    spheres = extract_key_spheres(SignedDistance(sphere_mesh), 16)
+    assert spheres[0, 3] == pytest.approx(0.8, abs=0.03)  # the centre of the ball comes first
+    assert spheres[0, 3] >= spheres[1:, 3].max()
+
+
+def test_flat_mesh_has_no_interior():
+    square = trimesh.Trimesh(vertices=[[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], faces=[[0, 1, 2], [0, 2, 3]])
+    with pytest.raises(KscInputError, match="encloses no volume"):
+        extract_key_spheres(SignedDistance(square), 8)
