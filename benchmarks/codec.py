@@ -1,0 +1,110 @@
+"""Encode and decode every mesh of ../shared/meshes with the default settings.
+
+Writes ``benchmarks/results/codec[-SUFFIX].{json,md}``: input bytes, binary PLY
+bytes, .ksc bytes, ratios against both, encode and decode seconds, and the
+errors of ``ksc.metrics``. Run: ``.venv/bin/python benchmarks/codec.py``
+(``--device cuda`` on a GPU machine; ``--only bunny.obj`` for one mesh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+
+from ksc.decoder import DEFAULT_RESOLUTION, decode_mesh  # noqa: E402
+from ksc.device import resolve_device  # noqa: E402
+from ksc.encoder import EncodeOptions, encode_mesh  # noqa: E402
+from ksc.errors import KscError  # noqa: E402
+from ksc.meshio import load_mesh, mesh_bytes  # noqa: E402
+from ksc.metrics import compare_meshes  # noqa: E402
+
+COLUMNS = [
+    ("mesh", "mesh", "s"),
+    ("faces", "faces", "d"),
+    ("input_bytes", "input bytes", "d"),
+    ("ply_bytes", "binary PLY bytes", "d"),
+    ("ksc_bytes", ".ksc bytes", "d"),
+    ("ratio_input", "ratio vs input", ".0f"),
+    ("ratio_ply", "ratio vs PLY", ".0f"),
+    ("encode_s", "encode s", ".1f"),
+    ("decode_s", "decode s", ".2f"),
+    ("chamfer_l1", "Chamfer-L1", ".5f"),
+    ("hausdorff", "Hausdorff", ".4f"),
+    ("iou", "IoU", ".4f"),
+    ("error", "error", "s"),
+]
+
+
+def run_one(path: Path, device, resolution: int) -> dict:
+    mesh = load_mesh(path)
+    row = {"mesh": path.name, "faces": len(mesh.faces), "input_bytes": path.stat().st_size}
+    row["ply_bytes"] = len(mesh_bytes(mesh, ".ply"))
+    try:
+        start = time.perf_counter()
+        data = encode_mesh(mesh, EncodeOptions(), device).data
+        row["encode_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        decoded = decode_mesh(data, resolution, device)
+        mesh_bytes(decoded, ".ply")  # decoding ends with a written mesh
+        row["decode_s"] = time.perf_counter() - start
+    except KscError as error:
+        row["error"] = str(error)
+        return row
+    row["ksc_bytes"] = len(data)
+    row["ratio_input"] = row["input_bytes"] / len(data)
+    row["ratio_ply"] = row["ply_bytes"] / len(data)
+    row.update(compare_meshes(mesh, decoded).to_dict())
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu (the reference), cuda or auto")
+    parser.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION)
+    parser.add_argument("--only", nargs="*", help="mesh file names to run (default: all)")
+    parser.add_argument("--suffix", default="", help="results file suffix, e.g. 'cuda'")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    device = resolve_device(args.device)
+    paths = [p for p in shared_meshes() if not args.only or p.name in args.only]
+    rows = []
+    for path in paths:
+        row = run_one(path, device, args.resolution)
+        rows.append(row)
+        print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+
+    done = [r for r in rows if "ksc_bytes" in r]
+    summary = {
+        key: statistics.median(r[key] for r in done) for key in ("ksc_bytes", "chamfer_l1", "iou", "encode_s", "decode_s") if done
+    }
+    machine = machine_description(device)
+    command = "python benchmarks/codec.py " + " ".join(sys.argv[1:])
+    markdown = "\n".join(
+        [
+            f"# ksc codec benchmark (default settings, decode at {args.resolution}^3)",
+            "",
+            f"Machine: {machine}. Command: `{command.strip()}`.",
+            "Errors in the normalized frame of the input (see `ksc/metrics.py`).",
+            "",
+            markdown_table(COLUMNS, rows),
+            "",
+            "Medians: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()),
+        ]
+    )
+    name = "codec" + (f"-{args.suffix}" if args.suffix else "")
+    payload = {"machine": machine, "command": command, "resolution": args.resolution, "rows": rows, "medians": summary}
+    for path in write_results(name, payload, markdown):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
