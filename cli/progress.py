@@ -22,7 +22,7 @@ class ProgressBar:
 
             self._bar = tqdm(**self._options)
         self._bar.update(1)
-        if step % 200 == 0:
+        if (step + 1) % 200 == 0:
             self._bar.set_postfix(loss=f"{loss:.5f}")
 
     def __enter__(self) -> ProgressBar:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 WARMUP = 0.03
 FINAL_LR_FACTOR = 0.01
+LOSS_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def fit(
     device: torch.device,
     on_step: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Train ``model`` in place; returns the mean L1 loss of the last 100 steps.
+    """Train ``model`` in place; returns the mean L1 loss of the last full window of 100 steps.
 
     Parameters
     ----------
@@ -75,12 +76,14 @@ def fit(
     device : torch.device
         Where the forward and backward passes run.
     on_step : callable, optional
-        Called as ``on_step(step, loss)`` after every step (progress bars).
+        Called as ``on_step(step, loss)`` after every step (progress bars); ``loss`` is
+        the mean of the last full window of 100 steps (NaN before the first).
     """
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    recent: list[float] = []
+    window_sum = torch.zeros((), device=device)
+    window_mean, loss_value = float("nan"), float("nan")
     start = time.monotonic()
     model.train()
     for step in range(config.steps):
@@ -98,9 +101,13 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        value = float(loss.detach())
-        recent = (recent + [value])[-100:]
+        # Reading the loss forces a GPU sync, so it is read once per window, not every step.
+        window_sum += loss.detach()
+        if (step + 1) % LOSS_WINDOW == 0:
+            window_mean = float(window_sum) / LOSS_WINDOW
+            loss_value = window_mean
+            window_sum.zero_()
         if on_step is not None:
-            on_step(step, value)
+            on_step(step, loss_value)
     model.eval()
-    return float(np.mean(recent)) if recent else float("nan")
+    return window_mean
