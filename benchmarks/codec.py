@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import RESULTS, SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
 from ksc.decoder import DEFAULT_RESOLUTION, decode_mesh  # noqa: E402
 from ksc.device import resolve_device  # noqa: E402
@@ -26,6 +26,7 @@ from ksc.errors import KscError  # noqa: E402
 from ksc.meshio import load_mesh, mesh_bytes  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402
 
+MEDIANS = ("ksc_bytes", "chamfer_l1", "iou", "encode_s", "decode_s")
 COLUMNS = [
     ("mesh", "mesh", "s"),
     ("faces", "faces", "d"),
@@ -71,21 +72,27 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=DEFAULT_RESOLUTION)
     parser.add_argument("--only", nargs="*", help="mesh file names to run (default: all)")
     parser.add_argument("--suffix", default="", help="results file suffix, e.g. 'cuda'")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the tables (default benchmarks/results)")
+    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES, help="folder of meshes (default ../shared/meshes)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     device = resolve_device(args.device)
-    paths = [p for p in shared_meshes() if not args.only or p.name in args.only]
+    paths = [p for p in shared_meshes(args.meshes) if not args.only or p.name in args.only]
     rows = []
     for path in paths:
         row = run_one(path, device, args.resolution)
         rows.append(row)
         print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+        # Rewritten after every mesh, so an interrupted run still leaves its table.
+        written = save(rows, args, device)
+    for path in written:
+        print(f"wrote {path}")
 
+
+def save(rows: list[dict], args, device) -> tuple[Path, Path]:
     done = [r for r in rows if "ksc_bytes" in r]
-    summary = {
-        key: statistics.median(r[key] for r in done) for key in ("ksc_bytes", "chamfer_l1", "iou", "encode_s", "decode_s") if done
-    }
+    summary = {key: statistics.median(r[key] for r in done) for key in MEDIANS} if done else {}
     machine = machine_description(device)
     command = "python benchmarks/codec.py " + " ".join(sys.argv[1:])
     markdown = "\n".join(
@@ -97,13 +104,12 @@ def main() -> None:
             "",
             markdown_table(COLUMNS, rows),
             "",
-            "Medians: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()),
+            f"Medians over {len(done)} meshes: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()),
         ]
     )
     name = "codec" + (f"-{args.suffix}" if args.suffix else "")
     payload = {"machine": machine, "command": command, "resolution": args.resolution, "rows": rows, "medians": summary}
-    for path in write_results(name, payload, markdown):
-        print(f"wrote {path}")
+    return write_results(name, payload, markdown, args.results)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def shared_meshes() -> list[Path]:
-    """Every mesh of ../shared/meshes (sorted); exits with a clear message when the folder is absent."""
-    if not SHARED_MESHES.is_dir():
-        raise SystemExit(f"benchmark data folder {SHARED_MESHES} is absent: it must sit beside the repository")
-    return sorted(p for p in SHARED_MESHES.iterdir() if p.suffix.lower() in {".obj", ".ply", ".stl", ".off", ".glb"})
+def shared_meshes(folder: Path = SHARED_MESHES) -> list[Path]:
+    """Every mesh of ``folder`` (default ../shared/meshes), sorted; exits with a clear message when it is absent."""
+    if not folder.is_dir():
+        raise SystemExit(f"benchmark data folder {folder} is absent: it must sit beside the repository (or pass --meshes)")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".obj", ".ply", ".stl", ".off", ".glb"})
 
 
 def machine_description(device: torch.device) -> str:
@@ -39,9 +39,9 @@ def markdown_table(columns: list[tuple[str, str, str]], rows: list[dict]) -> str
     return "\n".join(lines)
 
 
-def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
+def write_results(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     md_path.write_text(markdown + "\n")
     return json_path, md_path
