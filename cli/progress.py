@@ -10,7 +10,7 @@ class ProgressBar:
     """
 
     def __init__(self, total: int, desc: str, unit: str, disabled: bool):
-        self._options = {"total": total, "desc": desc, "unit": unit, "leave": False}
+        self._options = {"total": total, "desc": desc, "unit": unit, "leave": False, "mininterval": 0.5}
         self._disabled = disabled
         self._bar = None
 
