@@ -24,11 +24,14 @@ log = logging.getLogger("ksc")
 
 
 class KscGroup(click.Group):
-    """Turns ksc's errors and OS errors into one line and exit status 1."""
+    """Turns ksc's errors and OS errors into one line and exit status 1 (2 for usage errors)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            command = f"ksc {error.ctx.info_name}" if error.ctx and error.ctx.parent else "ksc"
+            _fail(f"{error.format_message()} (see '{command} --help')", status=2)
         except KscError as error:
             _fail(str(error))
         except OSError as error:
@@ -38,9 +41,9 @@ class KscGroup(click.Group):
             _fail("out of memory (try a lower --resolution)")
 
 
-def _fail(message: str):
+def _fail(message: str, status: int = 1):
     click.echo(f"ksc: error: {message}", err=True)
-    raise SystemExit(1)
+    raise SystemExit(status)
 
 
 @click.group(cls=KscGroup)

@@ -116,6 +116,38 @@ def test_bad_input_gives_one_line_and_no_output(encoded, tmp_path, command, prep
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["decode", "{ksc}", "{out}", "--resolution", "abc"], "not a valid integer"),
+        (["decode", "{ksc}"], "Missing argument"),
+        (["encode", "{source}", "{out_ksc}", "--features", "fancy"], "'fancy' is not one of"),
+        (["decode", "{ksc}", "{folder}"], "is a directory"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(encoded, tmp_path, args, message):
+    source, target, _ = encoded
+    names = {"ksc": target, "out": tmp_path / "out.ply", "source": source, "out_ksc": tmp_path / "o.ksc", "folder": tmp_path}
+    result = CliRunner().invoke(main, [a.format(**names) for a in args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ksc: error:") and message in lines[0], result.output
+
+
+@pytest.mark.parametrize("device,message", [("meta", "not supported"), ("tpu", "unknown device"), ("cpu:x", "unknown device")])
+def test_bad_device_is_a_clear_error(encoded, tmp_path, device, message):
+    _, target, _ = encoded
+    result = CliRunner().invoke(main, ["decode", str(target), str(tmp_path / "o.ply"), "--device", device])
+    assert result.exit_code == 1 and message in result.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error(encoded, tmp_path):
+    _, target, _ = encoded
+    result = CliRunner().invoke(main, ["decode", str(target), str(tmp_path / "o.ply"), "--device", "cuda"])
+    assert result.exit_code == 1 and "CUDA is not available" in result.output
+
+
 def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
