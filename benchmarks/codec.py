@@ -19,9 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
-from ksc.decoder import DEFAULT_RESOLUTION, decode_mesh  # noqa: E402
+from ksc.config import DEFAULT_RESOLUTION, EncodeOptions  # noqa: E402
+from ksc.decoder import decode_mesh  # noqa: E402
 from ksc.device import resolve_device  # noqa: E402
-from ksc.encoder import EncodeOptions, encode_mesh  # noqa: E402
+from ksc.encoder import encode_mesh  # noqa: E402
 from ksc.errors import KscError  # noqa: E402
 from ksc.meshio import load_mesh, mesh_bytes  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402

@@ -7,20 +7,27 @@ with ``ksc: error:`` and exits with status 1; outputs are written atomically.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
 import click
 
 from ksc import __version__
+from ksc.config import (
+    ACTIVATION_NAMES,
+    DEFAULT_RESOLUTION,
+    FEATURE_BRANCHES,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    EncodeOptions,
+)
 from ksc.errors import KscError
 
 from .options import device_option, verbosity_options
 from .progress import ProgressBar
 from .report import describe_container
 
-log = logging.getLogger("ksc")
+DEFAULTS = EncodeOptions()
 
 
 class KscGroup(click.Group):
@@ -59,24 +66,24 @@ def _read_bytes(path: str) -> bytes:
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
-@click.option("--spheres", default=128, show_default=True, help="Number of key spheres (M).")
-@click.option("--layers", default=6, show_default=True, help="Hidden layers of the SDF network (K).")
-@click.option("--width", default=32, show_default=True, help="Units per hidden layer (Q).")
+@click.option("--spheres", default=DEFAULTS.model.spheres, show_default=True, help="Number of key spheres (M).")
+@click.option("--layers", default=DEFAULTS.model.layers, show_default=True, help="Hidden layers of the SDF network (K).")
+@click.option("--width", default=DEFAULTS.model.width, show_default=True, help="Units per hidden layer (Q).")
 @click.option(
     "--features",
-    type=click.Choice(["direct", "latent"]),
-    default="direct",
+    type=click.Choice(FEATURE_BRANCHES),
+    default=DEFAULTS.model.features,
     show_default=True,
     help="Sphere features: direct (DPFE, 4->29 layer) or latent (LPFE, trained 29-vectors per sphere).",
 )
-@click.option("--activation", type=click.Choice(["silu", "relu"]), default="silu", show_default=True)
-@click.option("--steps", default=12000, show_default=True, help="Training steps.")
+@click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True)
+@click.option("--steps", default=DEFAULTS.train.steps, show_default=True, help="Training steps.")
 @click.option("--time-budget", type=float, default=None, help="Stop training after this many seconds (not reproducible).")
-@click.option("--batch-size", default=4096, show_default=True)
-@click.option("--lr", "learning_rate", default=1e-2, show_default=True, help="Peak learning rate.")
-@click.option("--samples", default=1_000_000, show_default=True, help="Training points with their SDF.")
-@click.option("--bits", default=8, show_default=True, help="Bits per quantized weight (2-16).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--batch-size", default=DEFAULTS.train.batch_size, show_default=True)
+@click.option("--lr", "learning_rate", default=DEFAULTS.train.learning_rate, show_default=True, help="Peak learning rate.")
+@click.option("--samples", default=DEFAULTS.samples, show_default=True, help="Training points with their SDF.")
+@click.option("--bits", default=DEFAULTS.weight_bits, show_default=True, help="Bits per quantized weight (2-16).")
+@click.option("--seed", default=DEFAULTS.seed, show_default=True)
 @device_option
 @verbosity_options
 def encode(
@@ -98,11 +105,10 @@ def encode(
     quiet,
 ):
     """Encode the mesh IN (.obj .ply .stl .off .glb) into the .ksc file OUT."""
+    from ksc.config import ModelConfig, TrainConfig
     from ksc.device import resolve_device
-    from ksc.encoder import EncodeOptions, encode_mesh
+    from ksc.encoder import encode_mesh
     from ksc.meshio import load_mesh, mesh_bytes, write_atomic
-    from ksc.model import ModelConfig
-    from ksc.train import TrainConfig
 
     options = EncodeOptions(
         model=ModelConfig(features=features, spheres=spheres, layers=layers, width=width, activation=activation),
@@ -130,7 +136,12 @@ def encode(
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
-@click.option("--resolution", default=256, show_default=True, help="Grid nodes per axis for marching cubes (16-512).")
+@click.option(
+    "--resolution",
+    default=DEFAULT_RESOLUTION,
+    show_default=True,
+    help=f"Grid nodes per axis for marching cubes ({MIN_RESOLUTION}-{MAX_RESOLUTION}).",
+)
 @device_option
 @verbosity_options
 def decode(input_path, output_path, resolution, device, quiet):

@@ -9,14 +9,12 @@ import numpy as np
 import torch
 import trimesh
 
+from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
 from ksc.extract import evaluate_grid, extract_surface
 from ksc.format import Container, read_container
-from ksc.model import KeySphereNet, ModelConfig
+from ksc.model import KeySphereNet
 from ksc.normalize import Transform
-
-DEFAULT_RESOLUTION = 256
-MIN_RESOLUTION, MAX_RESOLUTION = 16, 512
 
 
 @dataclass

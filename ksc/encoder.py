@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import trimesh
 
 from ksc import __version__
+from ksc.config import EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
 from ksc.format import Container, RowUniformCodec, TensorRecord, UniformCodec, write_container
-from ksc.model import KeySphereNet, ModelConfig
+from ksc.model import KeySphereNet
 from ksc.normalize import Transform
 from ksc.sampling import SignedDistance, sample_sdf
 from ksc.spheres import extract_key_spheres
-from ksc.train import TrainConfig, fit
+from ksc.train import fit
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +30,6 @@ DOMAIN_BOUND = 1.05
 FLOAT16_SAFE = 6e4  # row quantization parameters are float16
 SPHERE_BITS = 12
 SPHERE_RANGE = ((-1.0, -1.0, -1.0, 0.0), (1.0, 1.0, 1.0, 1.0))
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """Everything that shapes an encoding; same options + seed -> same bytes."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    samples: int = 1_000_000
-    weight_bits: int = 8
-    seed: int = 0
-
-    def __post_init__(self):
-        if not 2 <= self.weight_bits <= 16:
-            raise KscInputError(f"weight bits must be in [2, 16], got {self.weight_bits}")
-        if not 1000 <= self.samples <= 20_000_000:
-            raise KscInputError(f"samples must be in [1000, 20000000], got {self.samples}")
-        if self.train.steps < 1 or self.train.batch_size < 1:
-            raise KscInputError("steps and batch size must be positive")
 
 
 @dataclass(frozen=True)
@@ -63,7 +45,7 @@ class EncodeResult:
 
 def encode_mesh(
     mesh: trimesh.Trimesh,
-    options: EncodeOptions = EncodeOptions(),
+    options: EncodeOptions | None = None,
     device: torch.device | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> EncodeResult:
@@ -73,14 +55,15 @@ def encode_mesh(
     ----------
     mesh : trimesh.Trimesh
         Input mesh, as returned by :func:`ksc.meshio.load_mesh`.
-    options : EncodeOptions
-        Network shape, training, quantization and seed.
+    options : EncodeOptions, optional
+        Network shape, training, quantization and seed (default: ``EncodeOptions()``).
     device : torch.device, optional
         Where to train (default: the CPU, the reproducible reference path).
     on_step : callable, optional
         Progress callback ``on_step(step, loss)``.
     """
     start = time.monotonic()
+    options = options or EncodeOptions()
     device = device or torch.device("cpu")
     transform = Transform.fit(mesh.vertices)
     unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)

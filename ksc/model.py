@@ -14,49 +14,19 @@ two branches:
 ``[x_i, y_i]`` (32 values) then runs through K hidden layers of Q units and a
 linear output that predicts the signed distance. The paper does not name the
 hidden activation; SiLU is the default because on the bunny it halved the
-Chamfer error of ReLU at the same step count (see README, "Design notes").
+Chamfer error of ReLU at the same step count (see README, "How it works").
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
 
 FEATURE_DIM = 29
-FEATURE_BRANCHES = ("direct", "latent")
-ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of the network; everything the decoder needs to rebuild it."""
-
-    features: str = "direct"
-    spheres: int = 128
-    layers: int = 6
-    width: int = 32
-    activation: str = "silu"
-
-    def __post_init__(self):
-        if self.features not in FEATURE_BRANCHES:
-            raise KscInputError(f"features must be one of {FEATURE_BRANCHES}, got {self.features!r}")
-        if self.activation not in ACTIVATIONS:
-            raise KscInputError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
-        for name, low, high in (("spheres", 1, 4096), ("layers", 1, 32), ("width", 1, 1024)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or not low <= value <= high:
-                raise KscInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        return cls(**data)
+ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
 
 
 class KeySphereNet(nn.Module):

@@ -13,12 +13,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from ksc.config import TrainConfig
 from ksc.model import KeySphereNet
 
 if TYPE_CHECKING:  # sampling needs pysdf, which training does not
@@ -29,19 +29,6 @@ log = logging.getLogger(__name__)
 WARMUP = 0.03
 FINAL_LR_FACTOR = 0.01
 LOSS_WINDOW = 100
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (stored in the container for the record)."""
-
-    steps: int = 12000
-    batch_size: int = 4096
-    learning_rate: float = 1e-2
-    time_budget: float | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def learning_rate_at(progress: float, peak: float) -> float:

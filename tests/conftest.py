@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from ksc.encoder import EncodeOptions
-from ksc.model import ModelConfig
-from ksc.train import TrainConfig
+from ksc.config import EncodeOptions, ModelConfig, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from ksc.config import ModelConfig
 from ksc.errors import KscError
 from ksc.extract import evaluate_grid, extract_surface
-from ksc.model import KeySphereNet, ModelConfig
+from ksc.model import KeySphereNet
 
 
 class Ball(torch.nn.Module):

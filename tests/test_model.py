@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from ksc.config import ACTIVATION_NAMES, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
-from ksc.model import FEATURE_DIM, KeySphereNet, ModelConfig
+from ksc.model import ACTIVATIONS, FEATURE_DIM, KeySphereNet
 
 
 def paper_parameter_count(m: int, k: int, q: int) -> int:
@@ -55,3 +56,7 @@ def test_config_rejects_bad_values(field, value):
 def test_config_round_trips():
     config = ModelConfig(features="latent", spheres=7, layers=3, width=9, activation="relu")
     assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_every_configurable_activation_exists():
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES

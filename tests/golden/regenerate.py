@@ -18,11 +18,10 @@ from pathlib import Path
 
 import trimesh
 
+from ksc.config import EncodeOptions, ModelConfig, TrainConfig
 from ksc.decoder import decode_mesh
-from ksc.encoder import EncodeOptions, encode_mesh
+from ksc.encoder import encode_mesh
 from ksc.format import VERSION, read_container
-from ksc.model import ModelConfig
-from ksc.train import TrainConfig
 
 HERE = Path(__file__).resolve().parent
 GOLDEN_RESOLUTION = 64
