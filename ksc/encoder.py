@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def encode_mesh(
             "seed": options.seed,
             "samples": options.samples,
             "train": options.train.to_dict(),
-            "final_loss": round(loss, 7),
+            "final_loss": round(loss, 7) if math.isfinite(loss) else None,
         },
     }
     data = write_container(Container(meta=meta, tensors=records))

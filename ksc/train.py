@@ -48,7 +48,8 @@ def fit(
     device: torch.device,
     on_step: Callable[[int, float], None] | None = None,
 ) -> float:
-    """Train ``model`` in place; returns the mean L1 loss of the last full window of 100 steps.
+    """Train ``model`` in place; returns the mean L1 loss of the last full window of 100 steps
+    (of all steps when there were fewer; NaN when there were none).
 
     Parameters
     ----------
@@ -70,7 +71,8 @@ def fit(
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     window_sum = torch.zeros((), device=device)
-    window_mean, loss_value = float("nan"), float("nan")
+    window_steps = 0
+    loss_value = float("nan")
     start = time.monotonic()
     model.train()
     for step in range(config.steps):
@@ -90,11 +92,14 @@ def fit(
         optimizer.step()
         # Reading the loss forces a GPU sync, so it is read once per window, not every step.
         window_sum += loss.detach()
-        if (step + 1) % LOSS_WINDOW == 0:
-            window_mean = float(window_sum) / LOSS_WINDOW
-            loss_value = window_mean
+        window_steps += 1
+        if window_steps == LOSS_WINDOW:
+            loss_value = float(window_sum) / window_steps
             window_sum.zero_()
+            window_steps = 0
         if on_step is not None:
             on_step(step, loss_value)
     model.eval()
-    return window_mean
+    if math.isnan(loss_value) and window_steps:
+        loss_value = float(window_sum) / window_steps  # a run shorter than one window
+    return loss_value

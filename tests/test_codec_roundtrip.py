@@ -63,6 +63,13 @@ def test_stored_weights_are_the_quantized_trained_ones(torus_result):
     assert torch.isfinite(values).all()
 
 
+def test_short_run_still_reports_its_loss(torus_result):
+    mesh, _ = torus_result
+    result = encode_mesh(mesh, quick_options(steps=30))
+    assert 0.0 < result.final_loss < 1.0
+    assert read_container(result.data).meta["encoder"]["final_loss"] == pytest.approx(result.final_loss, abs=1e-6)
+
+
 def test_resolution_bounds():
     with pytest.raises(KscInputError, match="resolution"):
         decode_mesh(b"", 100_000)
