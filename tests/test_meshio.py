@@ -49,6 +49,10 @@ def test_write_atomic_replaces_only_with_a_complete_file(tmp_path, monkeypatch):
     target = tmp_path / "out.bin"
     write_atomic(target, b"first")
     assert target.read_bytes() == b"first"
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's private 0600
+    plain.unlink()
 
     def broken_replace(*_args):
         raise OSError("disk full")
