@@ -154,3 +154,12 @@ def test_version_and_help():
     help_text = runner.invoke(main, ["encode", "--help"]).output
     for option in ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "-q"):
         assert option in help_text
+
+
+@pytest.mark.parametrize("flag,logged", [("-v", True), ("-q", False)])
+def test_verbosity_sets_the_library_log_level(encoded, tmp_path, caplog, flag, logged):
+    source, _, _ = encoded
+    args = ["encode", str(source), str(tmp_path / "v.ksc"), *QUICK, "--steps", "50", flag]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0
+    assert ("final L1 loss" in caplog.text) == logged

@@ -73,3 +73,16 @@ def test_short_run_still_reports_its_loss(torus_result):
 def test_resolution_bounds():
     with pytest.raises(KscInputError, match="resolution"):
         decode_mesh(b"", 100_000)
+
+
+def test_time_budget_stops_training_early(torus_result):
+    import time
+
+    from ksc.config import EncodeOptions, TrainConfig
+
+    mesh, _ = torus_result
+    options = EncodeOptions(train=TrainConfig(steps=10**6, time_budget=1.0), samples=20_000)
+    start = time.monotonic()
+    result = encode_mesh(mesh, options)
+    assert time.monotonic() - start < 60
+    assert load_model(result.data).model.stored_parameter_count() == result.stored_parameters
