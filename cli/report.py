@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ksc.format import Container
 
 
@@ -12,7 +14,7 @@ def describe_container(container: Container) -> dict:
         r.name: {"shape": list(r.shape), "codec": r.codec.to_config()["id"], "bits": r.codec.bits, "bytes": len(r.data)}
         for r in container.tensors
     }
-    parameters = sum(_count(r.shape) for r in container.tensors)
+    parameters = sum(math.prod(r.shape) for r in container.tensors)
     spheres = next((r.shape[0] for r in container.tensors if r.name == "spheres"), 0)
     return {
         "format_version": "{}.{}".format(*container.version),
@@ -27,9 +29,3 @@ def describe_container(container: Container) -> dict:
         "tensors": tensors,
     }
 
-
-def _count(shape) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
