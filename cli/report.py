@@ -28,4 +28,3 @@ def describe_container(container: Container) -> dict:
         "encoder": meta.get("encoder"),
         "tensors": tensors,
     }
-
