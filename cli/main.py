@@ -142,9 +142,10 @@ def encode(
     show_default=True,
     help=f"Grid nodes per axis for marching cubes ({MIN_RESOLUTION}-{MAX_RESOLUTION}).",
 )
+@click.option("--dense", is_flag=True, help="Evaluate every grid node (slow reference path) instead of the narrow band.")
 @device_option
 @verbosity_options
-def decode(input_path, output_path, resolution, device, quiet):
+def decode(input_path, output_path, resolution, dense, device, quiet):
     """Decode the .ksc file IN into a mesh OUT (.ply .obj .stl .glb .off, by extension)."""
     from ksc.decoder import decode_mesh
     from ksc.device import resolve_device
@@ -152,7 +153,7 @@ def decode(input_path, output_path, resolution, device, quiet):
 
     start = time.monotonic()
     suffix = check_output_format(output_path)  # fail on a bad extension before the slow part
-    mesh = decode_mesh(_read_bytes(input_path), resolution, resolve_device(device))
+    mesh = decode_mesh(_read_bytes(input_path), resolution, resolve_device(device), dense=dense)
     write_atomic(output_path, mesh_bytes(mesh, suffix))
     if not quiet:
         click.echo(

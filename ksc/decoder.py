@@ -11,7 +11,7 @@ import trimesh
 
 from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
-from ksc.extract import evaluate_grid, extract_surface
+from ksc.extract import evaluate_grid, evaluate_narrow_band, extract_surface
 from ksc.format import Container, read_container
 from ksc.model import KeySphereNet
 from ksc.normalize import Transform
@@ -52,7 +52,9 @@ def load_model(data: bytes, device: torch.device | None = None) -> DecodedModel:
     return DecodedModel(model=model.to(device or torch.device("cpu")), transform=transform, bound=bound, container=container)
 
 
-def decode_mesh(data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None) -> trimesh.Trimesh:
+def decode_mesh(
+    data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False
+) -> trimesh.Trimesh:
     """Decode ``.ksc`` bytes into a mesh in the input's original coordinates.
 
     Parameters
@@ -63,12 +65,16 @@ def decode_mesh(data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch
         Grid nodes per axis for marching cubes (16..512).
     device : torch.device, optional
         Where the network runs (default: the CPU).
+    dense : bool
+        Evaluate every grid node instead of only the blocks near the surface
+        (same mesh, many more network calls; kept for comparison).
     """
     if not isinstance(resolution, int) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise KscInputError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
     decoded = load_model(data, device)
-    values = evaluate_grid(decoded.model, resolution, decoded.bound, device or torch.device("cpu"))
-    vertices, faces = extract_surface(values, decoded.bound)
+    evaluate = evaluate_grid if dense else evaluate_narrow_band
+    grid = evaluate(decoded.model, resolution, decoded.bound, device or torch.device("cpu"))
+    vertices, faces = extract_surface(grid.values, decoded.bound)
     return trimesh.Trimesh(vertices=decoded.transform.to_original(vertices), faces=faces, process=False)
 
 

@@ -53,6 +53,15 @@ def test_decode_writes_the_format_of_the_extension(encoded, tmp_path, suffix):
     assert out.stat().st_size > 0
 
 
+def test_dense_flag_gives_the_same_mesh(encoded, tmp_path):
+    _, target, _ = encoded
+    band, dense = tmp_path / "band.ply", tmp_path / "dense.ply"
+    CliRunner().invoke(main, ["decode", str(target), str(band), "--resolution", "40"])
+    result = CliRunner().invoke(main, ["decode", str(target), str(dense), "--resolution", "40", "--dense"])
+    assert result.exit_code == 0
+    assert band.read_bytes() == dense.read_bytes()
+
+
 def test_compare_prints_the_metrics(encoded, tmp_path):
     source, target, _ = encoded
     out = tmp_path / "decoded.ply"

@@ -19,8 +19,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "v1.0" / "torus.ksc"
 
 def test_grid_on_cuda_matches_cpu():
     data = GOLDEN.read_bytes()
-    cpu = evaluate_grid(load_model(data).model, 48, 1.05, torch.device("cpu"))
-    gpu = evaluate_grid(load_model(data, torch.device("cuda")).model, 48, 1.05, torch.device("cuda"))
+    cpu = evaluate_grid(load_model(data).model, 48, 1.05, torch.device("cpu")).values
+    gpu = evaluate_grid(load_model(data, torch.device("cuda")).model, 48, 1.05, torch.device("cuda")).values
     assert np.allclose(cpu, gpu, atol=1e-4)
 
 
