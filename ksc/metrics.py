@@ -23,7 +23,7 @@ import numpy as np
 import trimesh
 
 from ksc.normalize import Transform
-from ksc.sampling import sample_surface
+from ksc.sampling import inside_by_winding_number, sample_surface
 
 CHAMFER_SAMPLES = 2**17
 IOU_SAMPLES = 2**18
@@ -68,16 +68,6 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
         hausdorff=float(max(to_cand.max(), to_ref.max())),
         iou=float(iou),
     )
-
-
-def inside_by_winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Boolean (N,) mask of ``points`` (N, 3) with generalized winding number |w| > 0.5."""
-    winding = igl.fast_winding_number(
-        np.ascontiguousarray(vertices, dtype=np.float64),
-        np.ascontiguousarray(faces, dtype=np.int64),
-        np.ascontiguousarray(points, dtype=np.float64),
-    )
-    return np.abs(winding) > 0.5
 
 
 def _arrays(mesh: trimesh.Trimesh, transform: Transform) -> tuple[np.ndarray, np.ndarray]:

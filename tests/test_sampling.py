@@ -22,3 +22,15 @@ def test_sample_mix_concentrates_near_the_surface(sphere_mesh):
 def test_surface_samples_lie_on_the_surface(sphere_mesh):
     points = sample_surface(sphere_mesh, 1000, np.random.default_rng(0))
     assert np.allclose(np.linalg.norm(points, axis=1), 0.8, atol=0.01)
+
+
+def test_sign_on_an_open_mesh_is_repeatable_and_sensible(sphere_mesh):
+    # A ball with a hole: ray-parity signs vary with the ray direction, winding numbers do not.
+    open_ball = sphere_mesh.copy()
+    open_ball.update_faces(np.arange(len(open_ball.faces)) >= 40)
+    points = np.random.default_rng(0).uniform(-1.0, 1.0, size=(20_000, 3))
+    first, second = SignedDistance(open_ball)(points), SignedDistance(open_ball)(points)
+    assert np.array_equal(first, second)
+    radius = np.linalg.norm(points, axis=1)
+    clear = np.abs(radius - 0.8) > 0.1
+    assert np.mean((first[clear] > 0) == (radius[clear] < 0.8)) > 0.99
