@@ -11,7 +11,7 @@ def describe_container(container: Container) -> dict:
     """A JSON-ready summary: version, sizes, model, spheres, parameters, source, encoder."""
     meta = container.meta
     tensors = {
-        r.name: {"shape": list(r.shape), "codec": r.codec.to_config()["id"], "bits": r.codec.bits, "bytes": len(r.data)}
+        r.name: {"shape": list(r.shape), "codec": r.codec.id, "bits": r.codec.bits, "bytes": len(r.data)}
         for r in container.tensors
     }
     parameters = sum(math.prod(r.shape) for r in container.tensors)

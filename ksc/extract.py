@@ -41,12 +41,11 @@ class GridValues:
 @torch.inference_mode()
 def evaluate_grid(
     model: KeySphereNet, resolution: int, bound: float, device: torch.device, chunk: int = DEFAULT_CHUNK
-) -> np.ndarray:
-    """Signed distance on a ``resolution``^3 grid spanning [-bound, bound]^3.
+) -> GridValues:
+    """Signed distance at every node of a ``resolution``^3 grid spanning [-bound, bound]^3.
 
     Points are built and evaluated one chunk at a time, so memory stays
     bounded by ``chunk`` whatever the resolution.
-
     """
     axis = torch.linspace(-bound, bound, resolution, device=device)
     total = resolution**3

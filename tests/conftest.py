@@ -21,25 +21,23 @@ def shared_mesh(name: str) -> Path:
     return path
 
 
+def make_torus(offset: bool = True) -> trimesh.Trimesh:
+    """A watertight torus; by default offset and scaled so normalization has work to do."""
+    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
+    if offset:
+        mesh.apply_scale(3.0)
+        mesh.apply_translation([10.0, -4.0, 2.5])
+    return mesh
+
+
 @pytest.fixture
 def torus() -> trimesh.Trimesh:
-    """A watertight torus, offset and scaled so normalization has work to do."""
-    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
-    mesh.apply_scale(3.0)
-    mesh.apply_translation([10.0, -4.0, 2.5])
-    return mesh
+    return make_torus()
 
 
 @pytest.fixture
 def sphere_mesh() -> trimesh.Trimesh:
     return trimesh.creation.icosphere(subdivisions=4, radius=0.8)
-
-
-@pytest.fixture
-def torus_file(tmp_path, torus) -> Path:
-    path = tmp_path / "torus.obj"
-    torus.export(path)
-    return path
 
 
 def quick_options(steps: int = 1000, seed: int = 0, **model) -> EncodeOptions:

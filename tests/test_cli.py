@@ -8,15 +8,15 @@ from click.testing import CliRunner
 
 from ksc.cli.main import main
 
+from .conftest import make_torus
+
 QUICK = ["--spheres", "32", "--layers", "4", "--width", "32", "--steps", "1000", "--samples", "50000", "--batch-size", "2048"]
 
 
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
-    import trimesh
-
     folder = tmp_path_factory.mktemp("cli")
-    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
+    mesh = make_torus(offset=False)
     source = folder / "torus.obj"
     mesh.export(source)
     target = folder / "torus.ksc"

@@ -10,16 +10,12 @@ from ksc.errors import KscInputError
 from ksc.format import read_container
 from ksc.metrics import compare_meshes
 
-from .conftest import quick_options
+from .conftest import make_torus, quick_options
 
 
 @pytest.fixture(scope="module")
 def torus_result():
-    import trimesh
-
-    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.35, major_sections=48, minor_sections=24)
-    mesh.apply_scale(3.0)
-    mesh.apply_translation([10.0, -4.0, 2.5])
+    mesh = make_torus()
     return mesh, encode_mesh(mesh, quick_options())
 
 
