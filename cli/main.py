@@ -60,7 +60,9 @@ def main():
 
 
 def _read_bytes(path: str) -> bytes:
-    return Path(path).read_bytes()
+    from ksc.format import read_file
+
+    return read_file(path)
 
 
 @main.command()
@@ -106,9 +108,11 @@ def encode(
 ):
     """Encode the mesh IN (.obj .ply .stl .off .glb) into the .ksc file OUT."""
     from ksc.config import ModelConfig, TrainConfig
+    from ksc.meshio import load_mesh, mesh_bytes, write_atomic
+
+    mesh = load_mesh(input_path)  # a bad input fails before torch is imported
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh
-    from ksc.meshio import load_mesh, mesh_bytes, write_atomic
 
     options = EncodeOptions(
         model=ModelConfig(features=features, spheres=spheres, layers=layers, width=width, activation=activation),
@@ -117,7 +121,6 @@ def encode(
         weight_bits=bits,
         seed=seed,
     )
-    mesh = load_mesh(input_path)
     progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
     with progress:
         result = encode_mesh(mesh, options, resolve_device(device), progress.on_step)
@@ -174,6 +177,35 @@ def info(input_path, as_json):
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(_format_report(report))
+
+
+@main.command()
+@click.argument("paths", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@verbosity_options
+def verify(paths, quiet):
+    """Check .ksc FILEs: checksum, header, limits, tensor shapes, and that the network runs.
+
+    Prints one line per file; exits with status 1 if any file fails.
+    """
+    from ksc.decoder import verify as verify_bytes
+
+    failed = 0
+    for path in paths:
+        try:
+            decoded = verify_bytes(_read_bytes(path))
+        except (KscError, OSError) as error:
+            failed += 1
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            click.echo(f"ksc: error: {path}: {reason}", err=True)
+            continue
+        if not quiet:
+            container = decoded.container
+            click.echo(
+                f"{path}: ok (format {container.version[0]}.{container.version[1]}, {container.sizes['file']} bytes,"
+                f" {decoded.model.config.spheres} spheres, {decoded.model.stored_parameter_count()} stored values)"
+            )
+    if failed:
+        raise SystemExit(1)
 
 
 @main.command()

@@ -1,7 +1,7 @@
 """The ``.ksc`` container, installed as ``ksc.format`` (spec: ``format/SPEC.md``)."""
 
 from .codecs import RowUniformCodec, UniformCodec, codec_from_config
-from .container import VERSION, Container, TensorRecord, read_container, write_container
+from .container import VERSION, Container, TensorRecord, read_container, read_file, write_container
 
 __all__ = [
     "VERSION",
@@ -11,5 +11,6 @@ __all__ = [
     "UniformCodec",
     "codec_from_config",
     "read_container",
+    "read_file",
     "write_container",
 ]

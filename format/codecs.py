@@ -32,6 +32,17 @@ def _check_bits(bits) -> int:
     return bits
 
 
+def _float_array(values, name: str) -> np.ndarray:
+    """A flat float64 array from numbers (a list from a header, or an array from the encoder)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values.astype(np.float64).reshape(-1)
+    if not isinstance(values, list | tuple) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 2**63 for v in values
+    ):
+        raise KscFormatError(f"codec 'uniform' field {name!r} must be a list of numbers, got {values!r:.80}")
+    return np.asarray(values, dtype=np.float64)
+
+
 def _quantize(values: np.ndarray, low: np.ndarray, step: np.ndarray, bits: int) -> np.ndarray:
     q = np.rint((values - low) / step)
     return np.clip(q, 0, 2**bits - 1).astype(_integer_dtype(bits))
@@ -68,8 +79,8 @@ class UniformCodec:
 
     def __init__(self, bits: int, low, step, axis: int | None = None):
         self.bits = _check_bits(bits)
-        self.low = np.asarray(low, dtype=np.float64).reshape(-1)
-        self.step = np.asarray(step, dtype=np.float64).reshape(-1)
+        self.low = _float_array(low, "low")
+        self.step = _float_array(step, "step")
         self.axis = axis
         if self.low.shape != self.step.shape or not len(self.low):
             raise KscFormatError("codec 'uniform' needs 'low' and 'step' lists of the same non-zero length")
@@ -171,7 +182,7 @@ def codec_from_config(config) -> UniformCodec | RowUniformCodec:
         raise KscFormatError("tensor codec must be a map with an 'id'")
     config = dict(config)
     codec_id = config.pop("id")
-    if codec_id not in CODECS:
+    if not isinstance(codec_id, str) or codec_id not in CODECS:
         raise KscFormatError(f"unknown tensor codec {codec_id!r} (this ksc knows {sorted(CODECS)})")
     try:
         return CODECS[codec_id](**config)

@@ -28,6 +28,7 @@ TRAILER = struct.Struct("<I")  # CRC-32 of everything before it
 ZSTD_LEVEL = 19
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_FILE_BYTES = MAX_BODY_BYTES + 1024 * 1024  # zstandard never expands data by more than a few bytes per 128 KiB
 MAX_HEADER_BYTES = 64 * 1024
 MAX_TENSORS = 256
 MAX_TENSOR_VALUES = 4 * 1024 * 1024
@@ -44,8 +45,11 @@ class TensorRecord:
     data: bytes
 
     def decode(self) -> np.ndarray:
-        """Dequantized values, float32 of ``shape``."""
-        return self.codec.decode(self.data, self.shape)
+        """Dequantized values, float32 of ``shape``; KscFormatError if any is not finite."""
+        values = self.codec.decode(self.data, self.shape)
+        if not np.all(np.isfinite(values)):
+            raise KscFormatError(f"tensor {self.name!r} decodes to non-finite values")
+        return values
 
 
 @dataclass
@@ -82,9 +86,20 @@ def write_container(container: Container) -> bytes:
     return framed + TRAILER.pack(zlib.crc32(framed))
 
 
+def read_file(path) -> bytes:
+    """The bytes of the ``.ksc`` file at ``path``, refusing files too large to be one."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise KscFormatError(f"{path}: larger than {MAX_FILE_BYTES} bytes, the most a .ksc file can hold")
+    return data
+
+
 def read_container(data: bytes) -> Container:
     """Parse and validate ``.ksc`` bytes; any problem raises KscFormatError."""
     data = bytes(data)
+    if len(data) > MAX_FILE_BYTES:
+        raise KscFormatError(f"file is {len(data)} bytes; a .ksc file holds at most {MAX_FILE_BYTES}")
     if len(data) < PREAMBLE.size + TRAILER.size:
         raise KscFormatError(f"file is {len(data)} bytes, too short for a .ksc container (truncated?)")
     magic, major, minor = PREAMBLE.unpack_from(data)
@@ -177,14 +192,43 @@ def _decompress(frame: bytes) -> bytes:
     try:
         # The frame's declared size is checked before zstandard allocates it.
         declared = zstandard.get_frame_parameters(frame).content_size
-        if not 0 < declared <= MAX_BODY_BYTES:
-            raise KscFormatError(f"body declares {declared} decompressed bytes; the limit is {MAX_BODY_BYTES}")
+    except zstandard.ZstdError as error:
+        raise KscFormatError(f"body is not a zstandard frame: {error}") from None
+    if not 0 < declared <= MAX_BODY_BYTES:
+        raise KscFormatError(f"body declares {declared} decompressed bytes; the limit is {MAX_BODY_BYTES}")
+    length = _frame_length(frame)
+    if length != len(frame):
+        raise KscFormatError(f"{len(frame) - length} unexpected bytes after the compressed body")
+    try:
         body = zstandard.ZstdDecompressor().decompress(frame, max_output_size=declared)
     except zstandard.ZstdError as error:
         raise KscFormatError(f"body does not decompress: {error}") from None
     if len(body) != declared:
         raise KscFormatError(f"body decompresses to {len(body)} bytes, its frame declares {declared}")
     return body
+
+
+def _frame_length(frame: bytes) -> int:
+    """Length of the zstandard frame at the start of ``frame``, from its block headers.
+
+    zstandard's one-shot decompression stops at the end of the first frame and
+    ignores what follows; the container allows nothing there.
+    """
+    try:
+        offset = zstandard.frame_header_size(frame)
+    except zstandard.ZstdError as error:
+        raise KscFormatError(f"body is not a zstandard frame: {error}") from None
+    has_checksum = bool(frame[4] & 0x04)
+    while True:
+        if offset + 3 > len(frame):
+            raise KscFormatError("compressed body is truncated inside a block header")
+        block = int.from_bytes(frame[offset : offset + 3], "little")
+        last, kind, size = block & 1, (block >> 1) & 3, block >> 3
+        if kind == 3:
+            raise KscFormatError("compressed body has a reserved block type")
+        offset += 3 + (1 if kind == 1 else size)  # an RLE block stores one byte
+        if last:
+            return offset + (4 if has_checksum else 0)
 
 
 def _field(mapping: dict, key: str, kind: type):

@@ -13,7 +13,7 @@ from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, Model
 from ksc.errors import KscFormatError, KscInputError
 from ksc.extract import evaluate_grid, evaluate_narrow_band, extract_surface
 from ksc.format import Container, read_container
-from ksc.model import KeySphereNet
+from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
 
 
@@ -42,14 +42,42 @@ def load_model(data: bytes, device: torch.device | None = None) -> DecodedModel:
         config = ModelConfig.from_dict(model_meta)
     except (KscInputError, TypeError) as error:
         raise KscFormatError(f"header field 'model' is invalid: {error}") from None
+    expected = stored_shapes(config)
+    found = {record.name: record.shape for record in container.tensors}
+    if found != expected:
+        wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
+        name = wrong[0]
+        raise KscFormatError(
+            f"tensor {name!r} has shape {found.get(name, 'missing')}, the model in the header needs {expected.get(name, 'none')}"
+        )
     tensors = container.tensor_map()
-    spheres = tensors.get("spheres")
-    if spheres is None or spheres.shape != (config.spheres, 4):
-        raise KscFormatError(f"tensor 'spheres' must have shape ({config.spheres}, 4)")
+    spheres = tensors["spheres"]
+    if np.any(spheres[:, 3] < 0.0):
+        raise KscFormatError("tensor 'spheres' has a negative radius")
     model = KeySphereNet(config, torch.from_numpy(spheres))
     model.load_stored_tensors({name: torch.from_numpy(v) for name, v in tensors.items()})
     model.eval()
     return DecodedModel(model=model.to(device or torch.device("cpu")), transform=transform, bound=bound, container=container)
+
+
+VERIFY_PROBES = 9  # nodes per axis of the small grid verify() runs the network on
+
+
+def verify(data: bytes) -> DecodedModel:
+    """Check ``.ksc`` bytes without decoding a mesh.
+
+    The checksum, every header field and limit, tensor shapes against the
+    model, and a run of the network on a small grid, whose values must be
+    finite. Any problem raises KscFormatError; the rebuilt model is returned.
+    """
+    decoded = load_model(data)
+    axis = torch.linspace(-decoded.bound, decoded.bound, VERIFY_PROBES)
+    probes = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    with torch.inference_mode():
+        values = decoded.model(probes)
+    if not torch.all(torch.isfinite(values)):
+        raise KscFormatError("the network gives non-finite values")
+    return decoded
 
 
 def decode_mesh(

@@ -112,6 +112,22 @@ def evaluate_narrow_band(
     return GridValues(values=values, evaluations=planned)
 
 
+def _close_at_the_box(outside: np.ndarray, spacing: float) -> None:
+    """Make the grid's outer faces lie outside the shape, so the surface is always closed.
+
+    A well-trained network is negative (outside) there already: the mesh fills
+    [-1, 1]^3 and the box is larger. A poorly fitted one (a soup, an open
+    scan, a short training) may not be, and marching cubes would leave holes
+    where the shape meets the box.
+    """
+    for axis in range(3):
+        for end in (0, -1):
+            index = [slice(None)] * 3
+            index[axis] = end
+            face = outside[tuple(index)]  # a view: integer indexing of one axis does not copy
+            np.maximum(face, spacing / 2.0, out=face)
+
+
 def extract_surface(values: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
     """Zero level set of a grid of signed distances.
 
@@ -132,5 +148,7 @@ def extract_surface(values: np.ndarray, bound: float) -> tuple[np.ndarray, np.nd
     resolution = values.shape[0]
     spacing = 2.0 * bound / (resolution - 1)
     # marching_cubes orients faces towards increasing values; ours grow inwards, so negate.
-    vertices, faces, _, _ = measure.marching_cubes(-values, level=0.0, spacing=(spacing,) * 3)
+    outside = -values
+    _close_at_the_box(outside, spacing)
+    vertices, faces, _, _ = measure.marching_cubes(outside, level=0.0, spacing=(spacing,) * 3)
     return vertices.astype(np.float64) - bound, faces.astype(np.int64)

@@ -37,6 +37,10 @@ def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
     if not np.all(np.isfinite(vertices)):
         raise KscInputError(f"{path}: mesh has NaN or infinite vertex coordinates")
     mesh = trimesh.Trimesh(vertices=vertices, faces=np.asarray(loaded.faces, dtype=np.int64), process=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        measurable = np.all(np.isfinite(np.ptp(vertices, axis=0))) and np.isfinite(mesh.area)
+    if not measurable:
+        raise KscInputError(f"{path}: vertex coordinates are too large: sizes and areas overflow float64")
     if not mesh.area > 0.0:
         raise KscInputError(f"{path}: mesh has zero surface area (degenerate triangles)")
     return mesh

@@ -29,6 +29,20 @@ FEATURE_DIM = 29
 ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
 
 
+def stored_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Shape of every tensor a file stores for ``config``, by name (checked before anything is allocated)."""
+    shapes = {"spheres": (config.spheres, 4)}
+    if config.features == "direct":
+        shapes.update({"sphere_layer.weight": (FEATURE_DIM, 4), "sphere_layer.bias": (FEATURE_DIM,)})
+    else:
+        shapes["latents"] = (config.spheres, FEATURE_DIM)
+    widths = [3 + FEATURE_DIM] + [config.width] * config.layers
+    for k, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        shapes.update({f"hidden.{k}.weight": (b, a), f"hidden.{k}.bias": (b,)})
+    shapes.update({"output.weight": (1, config.width), "output.bias": (1,)})
+    return shapes
+
+
 class KeySphereNet(nn.Module):
     """SDF network conditioned on key spheres.
 

@@ -71,6 +71,18 @@ def test_compare_prints_the_metrics(encoded, tmp_path):
     assert json.loads(result.output)["iou"] > 0.8
 
 
+def test_verify_reports_each_file_and_fails_if_any_does(encoded, tmp_path):
+    _, target, _ = encoded
+    result = CliRunner().invoke(main, ["verify", str(target)])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"{target}: ok (format 1.0, {target.stat().st_size} bytes, 32 spheres")
+    broken = tmp_path / "broken.ksc"
+    broken.write_bytes(target.read_bytes()[:-1])
+    result = CliRunner().invoke(main, ["verify", str(target), str(broken)])
+    assert result.exit_code == 1
+    assert result.output.count(": ok (") == 1 and f"ksc: error: {broken}: checksum" in result.output
+
+
 def corrupt(data: bytes) -> bytes:
     middle = bytearray(data)
     middle[len(middle) // 2] ^= 0x10
@@ -88,6 +100,9 @@ def corrupt(data: bytes) -> bytes:
         (["decode", "{ksc}", "{bad_out}"], None, "unsupported output format"),
         (["decode", "{ksc}", "{out}", "--resolution", "5000"], None, "resolution"),
         (["info", "{ksc}"], lambda d: b"", "too short"),
+        (["verify", "{ksc}"], corrupt, "input.ksc: checksum"),
+        (["verify", "{ksc}"], lambda d: d[:-4] + b"x" + d[-4:], "checksum"),
+        (["verify", "{missing}"], None, "absent.ksc: No such file"),
         (["encode", "{missing_obj}", "{out_ksc}"], None, "no such file"),
         (["encode", "{empty_obj}", "{out_ksc}"], None, "no triangles"),
         (["encode", "{nan_obj}", "{out_ksc}"], None, "NaN"),

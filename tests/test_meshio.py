@@ -21,7 +21,17 @@ def test_loads_every_supported_input_format(tmp_path, sphere_mesh):
         ("empty.obj", b"", "no triangles"),
         ("points.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n", "no triangles"),
         ("nan.obj", b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n", "NaN or infinite"),
+        ("inf.obj", b"v 0 0 0\nv inf 0 0\nv 0 1 0\nf 1 2 3\n", "NaN or infinite"),
+        ("huge.obj", b"v -1e308 0 0\nv 1e308 0 0\nv 0 1e308 0\nf 1 2 3\n", "too large"),
         ("flat.obj", b"v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n", "zero surface area"),
+        (
+            "points.ply",
+            b"ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nproperty float y\nproperty float z\n"
+            b"end_header\n0 0 0\n1 1 1\n",
+            "no triangles",
+        ),
+        ("bad_index.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n", "no triangles|cannot read|index"),
+        ("garbage.stl", bytes(range(256)) * 4, "cannot read|no triangles"),
         ("junk.ply", b"ply\nthis is not a ply file\n", "cannot read|no triangles"),
         ("mesh.xyz", b"0 0 0\n", "unsupported mesh format"),
     ],

@@ -1,0 +1,175 @@
+"""Property tests: whatever bytes a reader is handed, it fails only with KscFormatError, quickly and in little memory.
+
+Mutations start from the golden file. Those that keep the checksum right
+(``reseal``) reach the checks behind it: zstandard, msgpack, the header
+fields, the tensor shapes, the network itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import tracemalloc
+from pathlib import Path
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ksc.decoder import verify
+from ksc.errors import KscFormatError
+from ksc.format.container import MAGIC, MAX_FILE_BYTES, PREAMBLE
+from ksc.format.testing import pack_raw, reseal, unpack_raw
+
+GOLDEN = (Path(__file__).resolve().parent / "golden" / "v1.0" / "torus.ksc").read_bytes()
+PEAK_BYTES = 64 * 1024 * 1024
+PROPERTY = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def golden_parts() -> tuple[dict, bytes]:
+    """The golden file's header and tensor bytes."""
+    _, header, tensors = unpack_raw(GOLDEN)
+    return header, tensors
+
+
+def only_format_errors(data: bytes) -> None:
+    """Reading and verifying ``data`` either succeeds or raises KscFormatError, within PEAK_BYTES of Python memory."""
+    tracemalloc.start()
+    try:
+        verify(data)
+    except KscFormatError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < PEAK_BYTES, f"reading used {peak} bytes"
+
+
+def test_golden_file_passes_and_packing_helper_is_faithful():
+    verify(GOLDEN)
+    header, tensors = golden_parts()
+    verify(pack_raw(header, tensors))
+
+
+def test_truncation_at_every_offset_is_rejected():
+    for cut in range(len(GOLDEN)):
+        with pytest.raises(KscFormatError):
+            verify(GOLDEN[:cut])
+
+
+def test_bytes_after_the_body_are_rejected():
+    for extra in (b"\x00", b"junk", GOLDEN[PREAMBLE.size : -4]):
+        with pytest.raises(KscFormatError, match="unexpected bytes after the compressed body"):
+            verify(reseal(GOLDEN[:-4] + extra))
+
+
+def test_oversized_file_is_rejected_before_parsing():
+    with pytest.raises(KscFormatError, match="at most"):
+        verify(GOLDEN + bytes(MAX_FILE_BYTES))
+
+
+@PROPERTY
+@given(st.binary(max_size=2048))
+def test_random_bytes(data):
+    with pytest.raises(KscFormatError):
+        verify(data)
+
+
+@PROPERTY
+@given(st.binary(max_size=2048))
+def test_random_bytes_behind_a_valid_preamble_and_checksum(payload):
+    only_format_errors(reseal(MAGIC + bytes([1, 0]) + payload))
+
+
+@PROPERTY
+@given(st.lists(st.integers(0, len(GOLDEN) * 8 - 1), min_size=1, max_size=8, unique=True))
+def test_random_bit_flips_are_detected(positions):
+    corrupted = bytearray(GOLDEN)
+    for position in positions:
+        corrupted[position // 8] ^= 1 << (position % 8)
+    with pytest.raises(KscFormatError):
+        verify(bytes(corrupted))
+
+
+@PROPERTY
+@given(st.lists(st.integers(PREAMBLE.size * 8, (len(GOLDEN) - 4) * 8 - 1), min_size=1, max_size=8, unique=True))
+def test_random_bit_flips_behind_a_resealed_checksum(positions):
+    corrupted = bytearray(GOLDEN[:-4])
+    for position in positions:
+        corrupted[position // 8] ^= 1 << (position % 8)
+    only_format_errors(reseal(bytes(corrupted)))
+
+
+PACKABLE_INTS = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what msgpack can hold
+ABSURD = st.one_of(
+    st.none(),
+    st.booleans(),
+    PACKABLE_INTS,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.integers(min_value=-(2**40), max_value=2**40), max_size=6),
+    st.dictionaries(st.text(max_size=8), PACKABLE_INTS, max_size=4),
+)
+
+
+def _paths(node, prefix=()):
+    """Every (key path) inside the header, to pick one to replace."""
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _paths(value, (*prefix, index))
+
+
+HEADER, TENSORS = golden_parts()
+HEADER_BYTES = len(msgpack.packb(HEADER, use_bin_type=True))
+HEADER_PATHS = [path for path in _paths(HEADER) if path]
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.sampled_from(HEADER_PATHS), ABSURD), min_size=1, max_size=3))
+def test_absurd_header_values(replacements):
+    header = copy.deepcopy(HEADER)
+    for path, value in replacements:
+        node = header
+        try:
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier replacement removed this path
+    only_format_errors(pack_raw(header, TENSORS))
+
+
+@PROPERTY
+@given(
+    st.integers(min_value=0, max_value=len(HEADER["tensors"]) - 1),
+    st.lists(st.integers(min_value=-(2**33), max_value=2**33), max_size=6),
+)
+def test_absurd_tensor_shapes(index, shape):
+    header = copy.deepcopy(HEADER)
+    header["tensors"][index]["shape"] = shape
+    only_format_errors(pack_raw(header, TENSORS))
+
+
+@PROPERTY
+@given(st.integers(min_value=0, max_value=2**32 - 1).filter(lambda n: n != HEADER_BYTES), st.binary(max_size=64))
+def test_absurd_header_length(declared, rest):
+    with pytest.raises(KscFormatError):
+        verify(pack_raw(HEADER, rest, header_size=declared))
+
+
+@PROPERTY
+@given(st.integers(min_value=0, max_value=255), st.integers(min_value=0, max_value=255))
+def test_versions(major, minor):
+    header, tensors = golden_parts()
+    data = pack_raw(header, tensors, (major, minor))
+    if major == 1:
+        verify(data)  # any minor of a known major is read
+    else:
+        with pytest.raises(KscFormatError, match=f"version {major}.{minor} is not supported; this ksc reads 1.x"):
+            verify(data)
