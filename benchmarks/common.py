@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -11,6 +16,44 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"
 RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path(__file__).resolve().parent / ".cache"
+"""Encoded files kept between benchmark runs (git-ignored); delete it after changing the encoder."""
+
+# A child reports its own peak resident memory: VmHWM belongs to the address space that exec
+# created, whereas getrusage's ru_maxrss starts from the forking parent's (a large benchmark process).
+_MEASURED_CHILD = """
+import atexit, os, runpy, sys
+def report_peak():
+    with open("/proc/self/status") as status, open(os.environ["KSC_PEAK_FILE"], "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
+atexit.register(report_peak)
+sys.argv = sys.argv[1:]
+if sys.argv[0].endswith(".py"):
+    runpy.run_path(sys.argv[0], run_name="__main__")
+else:
+    runpy.run_module(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_measured(argv: list[str]) -> dict:
+    """Run ``python SCRIPT_OR_MODULE ARGS...`` in a child process.
+
+    Returns its exit ``status``, ``stdout``, ``stderr``, wall ``seconds``
+    (interpreter start included) and ``peak_mib``, its peak resident memory.
+    """
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        env = {**os.environ, "KSC_PEAK_FILE": str(peak_file)}
+        done = subprocess.run([sys.executable, "-c", _MEASURED_CHILD, *argv], capture_output=True, text=True, env=env)
+        peak_kib = int(peak_file.read_text()) if peak_file.exists() else None
+    return {
+        "status": done.returncode,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "seconds": time.monotonic() - start,
+        "peak_mib": peak_kib / 1024 if peak_kib else None,
+    }
 
 
 def shared_meshes(folder: Path = SHARED_MESHES) -> list[Path]:

@@ -14,11 +14,8 @@ Run: ``.venv/bin/python benchmarks/messy_inputs.py [--steps N]``.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHARED_MESHES, markdown_table, write_results  # noqa: E402
+from common import SHARED_MESHES, markdown_table, run_measured, write_results  # noqa: E402
 
 from ksc.meshio import load_mesh  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402
@@ -57,35 +54,17 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     return paths
 
 
-# The child reports its own peak resident memory: VmHWM belongs to the address space that exec
-# created, whereas getrusage's ru_maxrss starts from the forking parent's (a large benchmark process).
-CHILD = """
-import atexit, os, sys
-def report_peak():
-    with open("/proc/self/status") as status, open(os.environ["KSC_PEAK_FILE"], "w") as out:
-        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM")))
-atexit.register(report_peak)
-from ksc.cli.main import main
-main()
-"""
-
-
 def run_ksc(args: list[str]) -> dict:
     """Run ``ksc ARGS`` in a child process: status, first error line, seconds, peak RSS in MiB."""
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory() as scratch:
-        peak_file = Path(scratch) / "peak"
-        env = {**os.environ, "KSC_PEAK_FILE": str(peak_file)}
-        done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env)
-        peak_kib = int(peak_file.read_text()) if peak_file.exists() else None
-    stdout, stderr, status = done.stdout, done.stderr, done.returncode
+    done = run_measured(["ksc.cli", *args])
+    stdout, stderr = done["stdout"], done["stderr"]
     errors = [line for line in stderr.splitlines() if line.startswith("ksc: error:")]
     return {
-        "status": status,
+        "status": done["status"],
         "message": errors[0] if errors else stdout.strip().splitlines()[-1] if stdout.strip() else "",
         "traceback": "Traceback" in stderr,
-        "seconds": time.monotonic() - start,
-        "peak_mib": peak_kib / 1024 if peak_kib else None,
+        "seconds": done["seconds"],
+        "peak_mib": done["peak_mib"],
     }
 
 

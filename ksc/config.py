@@ -9,7 +9,7 @@ from ksc.errors import KscInputError
 FEATURE_BRANCHES = ("direct", "latent")
 ACTIVATION_NAMES = ("silu", "relu")
 DEFAULT_RESOLUTION = 256
-MIN_RESOLUTION, MAX_RESOLUTION = 16, 512  # 512^3 float32 values are 0.5 GB before marching cubes
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024  # memory is bounded by slabs (ksc.extract); time grows with the surface
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,38 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    """Everything that shapes an encoding; same options + seed -> same bytes."""
+    """Everything that shapes an encoding; same options + seed -> same bytes.
+
+    ``qat_steps`` steps of quantization-aware fine-tuning follow the float
+    training, at ``weight_bits`` (see :mod:`ksc.quantize`); 0 skips them.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     samples: int = 1_000_000
     weight_bits: int = 8
+    qat_steps: int = 1500
     seed: int = 0
 
     def __post_init__(self):
         if not 2 <= self.weight_bits <= 16:
             raise KscInputError(f"weight bits must be in [2, 16], got {self.weight_bits}")
+        if not 0 <= self.qat_steps <= 1_000_000:
+            raise KscInputError(f"quantization-aware steps must be in [0, 1000000], got {self.qat_steps}")
         if not 1000 <= self.samples <= 20_000_000:
             raise KscInputError(f"samples must be in [1000, 20000000], got {self.samples}")
         if self.train.steps < 1 or self.train.batch_size < 1:
             raise KscInputError("steps and batch size must be positive")
+
+
+PRESETS = {"small": 6, "default": 8, "high": 10}
+"""Preset name -> bits per stored weight; the network and its training are the same."""
+PRESET_SIZES = {"small": "~5 KB", "default": "~7 KB", "high": "~9 KB"}
+"""Typical file sizes of the presets on the shared meshes (benchmarks/results/rd.md)."""
+
+
+def preset_options(name: str, **changes) -> EncodeOptions:
+    """The options of preset ``name`` ('small', 'default', 'high'), with ``changes`` applied."""
+    if name not in PRESETS:
+        raise KscInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return EncodeOptions(**{"weight_bits": PRESETS[name], **changes})

@@ -11,7 +11,7 @@ import trimesh
 
 from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
-from ksc.extract import evaluate_grid, evaluate_narrow_band, extract_surface
+from ksc.extract import Extraction, extract_mesh
 from ksc.format import Container, read_container
 from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
@@ -80,9 +80,17 @@ def verify(data: bytes) -> DecodedModel:
     return decoded
 
 
-def decode_mesh(
+@dataclass
+class Decoded:
+    """A decoded mesh (original coordinates) and how it was extracted."""
+
+    mesh: trimesh.Trimesh
+    extraction: Extraction
+
+
+def decode(
     data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False
-) -> trimesh.Trimesh:
+) -> Decoded:
     """Decode ``.ksc`` bytes into a mesh in the input's original coordinates.
 
     Parameters
@@ -90,7 +98,7 @@ def decode_mesh(
     data : bytes
         A ``.ksc`` file's contents.
     resolution : int
-        Grid nodes per axis for marching cubes (16..512).
+        Grid nodes per axis for marching cubes (16..1024).
     device : torch.device, optional
         Where the network runs (default: the CPU).
     dense : bool
@@ -99,11 +107,18 @@ def decode_mesh(
     """
     if not isinstance(resolution, int) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise KscInputError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
+    device = device or torch.device("cpu")
     decoded = load_model(data, device)
-    evaluate = evaluate_grid if dense else evaluate_narrow_band
-    grid = evaluate(decoded.model, resolution, decoded.bound, device or torch.device("cpu"))
-    vertices, faces = extract_surface(grid.values, decoded.bound)
-    return trimesh.Trimesh(vertices=decoded.transform.to_original(vertices), faces=faces, process=False)
+    extraction = extract_mesh(decoded.model, resolution, decoded.bound, device, dense=dense)
+    vertices = decoded.transform.to_original(extraction.vertices)
+    return Decoded(mesh=trimesh.Trimesh(vertices=vertices, faces=extraction.faces, process=False), extraction=extraction)
+
+
+def decode_mesh(
+    data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False
+) -> trimesh.Trimesh:
+    """The mesh of :func:`decode`."""
+    return decode(data, resolution, device, dense).mesh
 
 
 def _transform(section) -> Transform:

@@ -1,11 +1,19 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from ksc.config import ModelConfig
 from ksc.errors import KscError
-from ksc.extract import evaluate_grid, evaluate_narrow_band, extract_surface
+from ksc.extract import evaluate_grid, extract_mesh, extract_surface
 from ksc.model import KeySphereNet
+
+from .conftest import assert_same_mesh
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "v1.0" / "torus.ksc"
+CPU = torch.device("cpu")
 
 
 class Ball(torch.nn.Module):
@@ -38,31 +46,64 @@ def test_marching_cubes_finds_the_ball_with_outward_faces():
     assert mesh.volume == pytest.approx(4 / 3 * np.pi * 0.6**3, rel=0.02)
 
 
+class Constant(torch.nn.Module):
+    def forward(self, points):
+        return torch.ones(len(points))
+
+
 def test_no_zero_crossing_is_an_error():
     with pytest.raises(KscError, match="no zero crossing"):
         extract_surface(np.ones((8, 8, 8), dtype=np.float32), 1.0)
+    with pytest.raises(KscError, match="no zero crossing"):
+        extract_mesh(Constant(), 32, 1.0, CPU, chunk=4096)
 
 
-@pytest.mark.parametrize("resolution", [33, 64, 97])
-def test_narrow_band_gives_the_dense_mesh_of_a_trained_network(resolution):
-    from pathlib import Path
-
+def golden_model():
     from ksc.decoder import load_model
 
-    golden = Path(__file__).resolve().parent / "golden" / "v1.0" / "torus.ksc"
-    model = load_model(golden.read_bytes()).model
-    dense = evaluate_grid(model, resolution, 1.05, torch.device("cpu"))
-    band = evaluate_narrow_band(model, resolution, 1.05, torch.device("cpu"))
-    if resolution >= 64:  # small grids fall back to dense evaluation
-        assert band.evaluations < dense.evaluations
-    dense_vertices, dense_faces = extract_surface(dense.values, 1.05)
-    band_vertices, band_faces = extract_surface(band.values, 1.05)
-    assert np.array_equal(dense_faces, band_faces)
-    assert np.array_equal(dense_vertices, band_vertices)
+    return load_model(GOLDEN.read_bytes()).model
 
 
-def test_narrow_band_on_an_exact_distance_skips_most_of_the_grid():
-    band = evaluate_narrow_band(Ball(), 128, 1.05, torch.device("cpu"))
-    assert band.evaluations < 0.25 * 128**3
-    vertices, _ = extract_surface(band.values, 1.05)
-    assert np.allclose(np.linalg.norm(vertices, axis=1), 0.6, atol=0.005)
+@pytest.mark.parametrize(
+    "resolution,slab_nodes",
+    [(33, None), (64, None), (64, 64 * 64 * 4), (97, 97 * 97 * 12), (100, 100 * 100 * 8)],
+    ids=["33", "64", "64-slabs-of-4", "97-slabs-of-12", "100-slabs-of-8"],
+)
+def test_coarse_to_fine_gives_the_dense_mesh_of_a_trained_network(resolution, slab_nodes):
+    """Against one marching-cubes call on the fully evaluated grid; thin slabs force many seams."""
+    model = golden_model()
+    reference = extract_surface(evaluate_grid(model, resolution, 1.05, CPU).values, 1.05)
+    kwargs = {"slab_nodes": slab_nodes} if slab_nodes else {}
+    for dense in (False, True):
+        result = extract_mesh(model, resolution, 1.05, CPU, dense=dense, **kwargs)
+        assert_same_mesh(*reference, result.vertices, result.faces)
+        assert trimesh.Trimesh(result.vertices, result.faces, process=False).is_watertight
+        if resolution >= 64:
+            assert (result.evaluations < resolution**3) != dense
+
+
+def test_coarse_to_fine_on_an_exact_distance_skips_most_of_the_grid():
+    result = extract_mesh(Ball(), 128, 1.05, CPU)
+    assert result.evaluations < 0.15 * 128**3  # a band about 15 nodes thick: margin 2 on 4^3 leaf blocks
+    assert result.active_blocks < 0.15 * result.total_blocks
+    assert np.allclose(np.linalg.norm(result.vertices, axis=1), 0.6, atol=0.005)
+
+
+def test_surface_touching_the_box_is_closed():
+    class Slab(torch.nn.Module):  # inside wherever |z| < 0.5: meets four faces of the box
+        def forward(self, points):
+            return 0.5 - points[:, 2].abs()
+
+    result = extract_mesh(Slab(), 40, 1.0, CPU, slab_nodes=40 * 40 * 8)
+    assert trimesh.Trimesh(result.vertices, result.faces, process=False).is_watertight
+
+
+def test_chunk_size_follows_free_memory(monkeypatch):
+    from ksc import inference
+
+    model = golden_model()
+    monkeypatch.setattr(inference, "_free_memory", lambda device: 8 * 1024**3)
+    large = inference.chunk_size(model, CPU)
+    monkeypatch.setattr(inference, "_free_memory", lambda device: 64 * 1024**2)
+    small = inference.chunk_size(model, CPU)
+    assert inference.MIN_CHUNK <= small < large <= inference.MAX_CHUNK
