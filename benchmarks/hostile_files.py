@@ -149,7 +149,7 @@ def main(argv=None):
     ]
     markdown = "\n".join(
         [
-            f"# Hostile .ksc files (reader: ksc.decoder.verify; source file {GOLDEN.relative_to(REPO_ROOT)}, {len(golden)} bytes)",
+            f"# Hostile .ksc files (reader: ksc.decoder.verify; made from {GOLDEN.relative_to(REPO_ROOT)}, {len(golden)} bytes)",
             "",
             "Made by `python benchmarks/hostile_files.py`. 'accepted' files passed every check: mutations behind a",
             "recomputed checksum can change a value and still be a valid file.",

@@ -19,6 +19,8 @@ from ksc.config import (
     FEATURE_BRANCHES,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
+    PRESET_SIZES,
+    PRESETS,
     EncodeOptions,
 )
 from ksc.errors import KscError
@@ -80,11 +82,32 @@ def _read_bytes(path: str) -> bytes:
 )
 @click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True)
 @click.option("--steps", default=DEFAULTS.train.steps, show_default=True, help="Training steps.")
-@click.option("--time-budget", type=float, default=None, help="Stop training after this many seconds (not reproducible).")
+@click.option(
+    "--time-budget",
+    type=float,
+    default=None,
+    help="Stop the float training after this many seconds (not reproducible); fine-tuning follows.",
+)
 @click.option("--batch-size", default=DEFAULTS.train.batch_size, show_default=True)
 @click.option("--lr", "learning_rate", default=DEFAULTS.train.learning_rate, show_default=True, help="Peak learning rate.")
 @click.option("--samples", default=DEFAULTS.samples, show_default=True, help="Training points with their SDF.")
-@click.option("--bits", default=DEFAULTS.weight_bits, show_default=True, help="Bits per quantized weight (2-16).")
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default="default",
+    show_default=True,
+    help="Bits per weight: " + ", ".join(f"{n} {b}-bit ({PRESET_SIZES[n]})" for n, b in PRESETS.items()) + ".",
+)
+@click.option("--bits", type=int, default=None, help="Bits per quantized weight (2-16); overrides --preset.")
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Never write more bytes: picks the most bits per weight that fit.",
+)
+@click.option(
+    "--qat-steps", default=DEFAULTS.qat_steps, show_default=True, help="Quantization-aware fine-tuning steps (0: none)."
+)
 @click.option("--seed", default=DEFAULTS.seed, show_default=True)
 @device_option
 @verbosity_options
@@ -101,7 +124,10 @@ def encode(
     batch_size,
     learning_rate,
     samples,
+    preset,
     bits,
+    max_bytes,
+    qat_steps,
     seed,
     device,
     quiet,
@@ -118,12 +144,13 @@ def encode(
         model=ModelConfig(features=features, spheres=spheres, layers=layers, width=width, activation=activation),
         train=TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, time_budget=time_budget),
         samples=samples,
-        weight_bits=bits,
+        weight_bits=bits if bits is not None else PRESETS[preset],
+        qat_steps=qat_steps,
         seed=seed,
     )
     progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
     with progress:
-        result = encode_mesh(mesh, options, resolve_device(device), progress.on_step)
+        result = encode_mesh(mesh, options, resolve_device(device), progress.on_step, max_bytes=max_bytes)
     write_atomic(output_path, result.data)
     if not quiet:
         size = len(result.data)
@@ -132,7 +159,7 @@ def encode(
         click.echo(
             f"{input_path} -> {output_path}: {size} bytes; ratio {input_size / size:.1f}x vs input ({input_size} bytes),"
             f" {ply_size / size:.1f}x vs binary PLY ({ply_size} bytes); {result.spheres} spheres,"
-            f" {result.stored_parameters} parameters, {result.seconds:.1f} s"
+            f" {result.stored_parameters} parameters at {result.weight_bits} bits, {result.seconds:.1f} s"
         )
 
 

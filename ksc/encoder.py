@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -18,7 +19,8 @@ from ksc.errors import KscInputError
 from ksc.format import Container, RowUniformCodec, TensorRecord, UniformCodec, write_container
 from ksc.model import KeySphereNet
 from ksc.normalize import Transform
-from ksc.sampling import SignedDistance, sample_sdf
+from ksc.quantize import quantization_aware_finetune
+from ksc.sampling import SdfSamples, SignedDistance, sample_sdf
 from ksc.spheres import extract_key_spheres
 from ksc.train import fit
 
@@ -29,6 +31,10 @@ DOMAIN_BOUND = 1.05
 [-1, 1]^3, and the margin lets marching cubes close surfaces that touch it."""
 
 FLOAT16_SAFE = 6e4  # row quantization parameters are float16
+QAT_LR_FACTOR = 0.1
+"""Quantization-aware fine-tuning starts at this share of the training's peak learning rate."""
+MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
+"""Weight bit widths ``--max-bytes`` chooses from."""
 SPHERE_BITS = 12
 SPHERE_RANGE = ((-1.0, -1.0, -1.0, 0.0), (1.0, 1.0, 1.0, 1.0))
 
@@ -42,15 +48,76 @@ class EncodeResult:
     stored_parameters: int
     final_loss: float
     seconds: float
+    weight_bits: int
 
 
-def encode_mesh(
+@dataclass
+class TrainedMesh:
+    """A float network fitted to one mesh, ready to be quantized at any bit width."""
+
+    model: KeySphereNet
+    samples: SdfSamples
+    transform: Transform
+    sphere_codec: UniformCodec
+    options: EncodeOptions
+    device: torch.device
+    source: dict
+    final_loss: float
+    started: float
+
+    def encode(self, bits: int, fine_tune: bool = True) -> EncodeResult:
+        """The ``.ksc`` bytes at ``bits`` per weight, after quantization-aware fine-tuning unless ``fine_tune`` is False.
+
+        The float network is left as it is (a copy is fine-tuned), so one
+        training serves several bit widths.
+        """
+        model = copy.deepcopy(self.model)
+        loss = self.final_loss
+        steps = self.options.qat_steps if fine_tune else 0
+        if steps:
+            generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
+            train = self.options.train
+            loss = quantization_aware_finetune(
+                model, self.samples, bits, steps, QAT_LR_FACTOR * train.learning_rate, train.batch_size, generator, self.device
+            )
+        records = [
+            TensorRecord(
+                "spheres", tuple(model.spheres.shape), self.sphere_codec, self.sphere_codec.encode(model.spheres.cpu().numpy())
+            )
+        ]
+        for name, tensor in model.stored_tensors().items():
+            if name != "spheres":
+                records.append(_quantized_record(name, tensor.detach().cpu().numpy(), bits))
+        meta = {
+            "transform": {"center": [float(v) for v in self.transform.center], "scale": float(self.transform.scale)},
+            "bound": DOMAIN_BOUND,
+            "model": model.config.to_dict(),
+            "source": self.source,
+            "encoder": {
+                "ksc": __version__,
+                "seed": self.options.seed,
+                "steps": self.options.train.steps,
+                "qat_steps": steps,
+                "final_loss": round(loss, 6) if math.isfinite(loss) else None,
+            },
+        }
+        return EncodeResult(
+            data=write_container(Container(meta=meta, tensors=records)),
+            spheres=model.config.spheres,
+            stored_parameters=model.stored_parameter_count(),
+            final_loss=loss,
+            seconds=time.monotonic() - self.started,
+            weight_bits=bits,
+        )
+
+
+def train_mesh(
     mesh: trimesh.Trimesh,
     options: EncodeOptions | None = None,
     device: torch.device | None = None,
     on_step: Callable[[int, float], None] | None = None,
-) -> EncodeResult:
-    """Encode ``mesh`` (original coordinates) into ``.ksc`` bytes.
+) -> TrainedMesh:
+    """Normalize, sample, pick key spheres and fit the float network to ``mesh``.
 
     Parameters
     ----------
@@ -63,7 +130,7 @@ def encode_mesh(
     on_step : callable, optional
         Progress callback ``on_step(step, loss)``.
     """
-    start = time.monotonic()
+    started = time.monotonic()
     options = options or EncodeOptions()
     device = device or torch.device("cpu")
     transform = Transform.fit(mesh.vertices)
@@ -84,31 +151,44 @@ def encode_mesh(
     generator = torch.Generator().manual_seed(options.seed)
     loss = fit(model, samples, options.train, generator, device, on_step)
     log.info("trained: final L1 loss %.5f", loss)
+    source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
+    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started)
 
-    records = [TensorRecord("spheres", spheres.shape, sphere_codec, sphere_codec.encode(spheres))]
-    for name, tensor in model.stored_tensors().items():
-        if name != "spheres":
-            records.append(_quantized_record(name, tensor.detach().cpu().numpy(), options.weight_bits))
-    meta = {
-        "transform": {"center": [float(v) for v in transform.center], "scale": float(transform.scale)},
-        "bound": DOMAIN_BOUND,
-        "model": config.to_dict(),
-        "source": {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))},
-        "encoder": {
-            "ksc": __version__,
-            "seed": options.seed,
-            "samples": options.samples,
-            "train": options.train.to_dict(),
-            "final_loss": round(loss, 7) if math.isfinite(loss) else None,
-        },
-    }
-    data = write_container(Container(meta=meta, tensors=records))
-    return EncodeResult(
-        data=data,
-        spheres=len(spheres),
-        stored_parameters=model.stored_parameter_count(),
-        final_loss=loss,
-        seconds=time.monotonic() - start,
+
+def encode_mesh(
+    mesh: trimesh.Trimesh,
+    options: EncodeOptions | None = None,
+    device: torch.device | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    max_bytes: int | None = None,
+) -> EncodeResult:
+    """Encode ``mesh`` (original coordinates) into ``.ksc`` bytes.
+
+    Parameters are those of :func:`train_mesh`, plus ``max_bytes``: the file
+    may not be larger. The network is trained once; the largest weight bit
+    width (``options.weight_bits`` or more, up to 12) whose file fits is kept.
+    Raises KscInputError when even 4 bits do not fit.
+    """
+    options = options or EncodeOptions()
+    if max_bytes is not None and max_bytes < 1:
+        raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
+    trained = train_mesh(mesh, options, device, on_step)
+    if max_bytes is None:
+        return trained.encode(options.weight_bits)
+    # Sizes hardly change with fine-tuning: rank bit widths by a quick quantization, then confirm.
+    smallest = None
+    for bits in range(max(options.weight_bits, MAX_RATE_BITS), MIN_RATE_BITS - 1, -1):
+        estimate = len(trained.encode(bits, fine_tune=False).data)
+        smallest = estimate if smallest is None else min(smallest, estimate)
+        if estimate > max_bytes:
+            continue
+        result = trained.encode(bits)
+        if len(result.data) <= max_bytes:
+            log.info("%d-bit weights: %d bytes (limit %d)", bits, len(result.data), max_bytes)
+            return result
+    raise KscInputError(
+        f"cannot fit the mesh in {max_bytes} bytes: the smallest file would be about {smallest} bytes"
+        " (4-bit weights); allow more bytes or use fewer --spheres, --layers or a smaller --width"
     )
 
 

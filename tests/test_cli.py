@@ -10,7 +10,22 @@ from ksc.cli.main import main
 
 from .conftest import make_torus
 
-QUICK = ["--spheres", "32", "--layers", "4", "--width", "32", "--steps", "1000", "--samples", "50000", "--batch-size", "2048"]
+QUICK = [
+    "--spheres",
+    "32",
+    "--layers",
+    "4",
+    "--width",
+    "32",
+    "--steps",
+    "1000",
+    "--samples",
+    "50000",
+    "--batch-size",
+    "2048",
+    "--qat-steps",
+    "100",
+]
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +98,28 @@ def test_verify_reports_each_file_and_fails_if_any_does(encoded, tmp_path):
     assert result.output.count(": ok (") == 1 and f"ksc: error: {broken}: checksum" in result.output
 
 
+def test_max_bytes_is_never_exceeded(encoded, tmp_path):
+    source, target, _ = encoded
+    limit = target.stat().st_size - 800  # the 8-bit default does not fit
+    out = tmp_path / "capped.ksc"
+    result = CliRunner().invoke(main, ["encode", str(source), str(out), *QUICK, "--max-bytes", str(limit)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size <= limit
+    report = json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)
+    assert report["tensors"]["hidden.0.weight"]["bits"] < 8
+
+
+def test_presets_order_the_sizes(encoded, tmp_path):
+    source, _, _ = encoded
+    sizes = {}
+    for preset in ("small", "high"):
+        out = tmp_path / f"{preset}.ksc"
+        args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "50", "--preset", preset, "-q"]
+        assert CliRunner().invoke(main, args).exit_code == 0
+        sizes[preset] = out.stat().st_size
+    assert sizes["small"] < sizes["high"]
+
+
 def corrupt(data: bytes) -> bytes:
     middle = bytearray(data)
     middle[len(middle) // 2] ^= 0x10
@@ -109,6 +146,7 @@ def corrupt(data: bytes) -> bytes:
         (["encode", "{flat_obj}", "{out_ksc}", "--steps", "10"], None, "encloses no volume"),
         (["encode", "{source}", "{out_ksc}", "--bits", "40"], None, "bits"),
         (["encode", "{source}", "{out_ksc}", "--spheres", "0"], None, "spheres"),
+        (["encode", "{source}", "{out_ksc}", *QUICK, "--steps", "20", "--max-bytes", "300", "-q"], None, "cannot fit the mesh"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(encoded, tmp_path, command, prepare, message):

@@ -77,7 +77,7 @@ def test_time_budget_stops_training_early(torus_result):
     from ksc.config import EncodeOptions, TrainConfig
 
     mesh, _ = torus_result
-    options = EncodeOptions(train=TrainConfig(steps=10**6, time_budget=1.0), samples=20_000)
+    options = EncodeOptions(train=TrainConfig(steps=10**6, time_budget=1.0), samples=20_000, qat_steps=100)
     start = time.monotonic()
     result = encode_mesh(mesh, options)
     assert time.monotonic() - start < 60

@@ -1,0 +1,234 @@
+"""Rate-distortion: ksc at several bit widths against Draco with quadric decimation at the same bytes.
+
+For every mesh of ../shared/meshes: the network is trained once (default
+options), then stored at each of ``--bits`` with quantization-aware
+fine-tuning (the presets: 6 small, 8 default, 10 high), and at 8 bits without
+it (the ablation). Each file is decoded at 256^3. For each ksc file size, the
+rival is searched: for each Draco quantization in ``--draco-bits``, the
+decimation ratio (fast-simplification) is bisected to the largest mesh whose
+Draco file (DracoPy, compression level 10) fits the same bytes; the best
+Chamfer-L1 over the quantizations is kept. Both are measured with
+``ksc.metrics`` against the input. The default-preset .ksc is kept in
+``benchmarks/.cache/default/`` for ``benchmarks/decode.py``.
+Writes ``benchmarks/results/rd.{json,md}`` and ``rd-MESH.png`` / ``rd-all.png``.
+Run: ``.venv/bin/python benchmarks/rd.py`` (needs the ``bench`` extra: DracoPy, fast-simplification, matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import CACHE, RESULTS, SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+
+from ksc.config import EncodeOptions  # noqa: E402
+from ksc.decoder import decode_mesh  # noqa: E402
+from ksc.encoder import train_mesh  # noqa: E402
+from ksc.meshio import load_mesh, write_atomic  # noqa: E402
+from ksc.metrics import compare_meshes  # noqa: E402
+
+DEFAULT_BITS = (6, 8, 10)
+DRACO_BITS = (8, 11, 14)
+RESOLUTION = 256
+
+
+def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
+    """Best (lowest Chamfer-L1) Draco+decimation file of at most ``budget`` bytes, or None if none fits."""
+    import DracoPy
+    import fast_simplification
+    import trimesh
+
+    points, faces = mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
+    best = None
+    def encoded(keep: float, bits: int):
+        if keep >= 1.0:
+            p, f = points, faces
+        else:
+            p, f = fast_simplification.simplify(points, faces, target_reduction=1.0 - keep)
+        return DracoPy.encode(p, f, quantization_bits=bits, compression_level=10), len(f)
+
+    for bits in quantizations:
+
+        low, high, found = 0.0, 1.0, None
+        data, _ = encoded(1.0, bits)
+        if len(data) <= budget:
+            found = data
+        else:
+            for _ in range(14):  # bisect the share of faces kept
+                keep = (low + high) / 2
+                data, count = encoded(keep, bits)
+                if len(data) <= budget and count >= 4:
+                    low, found = keep, data
+                else:
+                    high = keep
+        if found is None:
+            continue
+        decoded = DracoPy.decode(found)
+        candidate = trimesh.Trimesh(np.asarray(decoded.points), np.asarray(decoded.faces).reshape(-1, 3), process=False)
+        error = compare_meshes(mesh, candidate)
+        if best is None or error.chamfer_l1 < best["chamfer_l1"]:
+            best = {"bytes": len(found), "draco_bits": bits, "faces": len(candidate.faces), **error.to_dict()}
+    return best
+
+
+def run_mesh(path: Path, bits_list, draco_bits) -> list[dict]:
+    mesh = load_mesh(path)
+    start = time.perf_counter()
+    trained = train_mesh(mesh, EncodeOptions())
+    train_s = time.perf_counter() - start
+    variants = [(bits, True) for bits in bits_list] + [(8, False)]
+    rows = []
+    for bits, fine_tune in variants:
+        start = time.perf_counter()
+        result = trained.encode(bits, fine_tune=fine_tune)
+        quantize_s = time.perf_counter() - start
+        if bits == 8 and fine_tune:
+            target = CACHE / "default" / f"{path.stem}.ksc"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, result.data)
+        error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
+        row = {
+            "mesh": path.name,
+            "faces": len(mesh.faces),
+            "codec": f"ksc {bits}-bit" + ("" if fine_tune else " no QAT"),
+            "bits": bits,
+            "qat": fine_tune,
+            "bytes": len(result.data),
+            "encode_s": train_s + quantize_s,
+            **error.to_dict(),
+        }
+        rows.append(row)
+        print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+        if fine_tune:
+            rival = draco_at_budget(mesh, len(result.data), draco_bits)
+            rival_row = {"mesh": path.name, "faces": len(mesh.faces), "codec": f"draco @ ksc {bits}-bit", "bits": bits}
+            rival_row.update(rival or {"error": "no Draco file fits"})
+            rows.append(rival_row)
+            print(markdown_table(COLUMNS, [rival_row]).splitlines()[-1], flush=True)
+    return rows
+
+
+COLUMNS = [
+    ("mesh", "mesh", "s"),
+    ("codec", "codec", "s"),
+    ("bytes", "bytes", "d"),
+    ("chamfer_l1", "Chamfer-L1", ".5f"),
+    ("hausdorff", "Hausdorff", ".4f"),
+    ("iou", "IoU", ".4f"),
+    ("draco_bits", "Draco q", "d"),
+    ("faces", "faces kept (Draco)", "d"),
+    ("encode_s", "encode s", ".0f"),
+    ("error", "error", "s"),
+]
+
+
+def verdicts(rows: list[dict], bits_list) -> list[dict]:
+    """Per bit width: on how many meshes ksc has the lower Chamfer-L1 than Draco at the same bytes."""
+    summary = []
+    for bits in bits_list:
+        ksc = {r["mesh"]: r for r in rows if r["codec"] == f"ksc {bits}-bit"}
+        rival = {r["mesh"]: r for r in rows if r["codec"] == f"draco @ ksc {bits}-bit"}
+        meshes = [m for m in ksc if m in rival]
+        wins = [m for m in meshes if "chamfer_l1" not in rival[m] or ksc[m]["chamfer_l1"] < rival[m]["chamfer_l1"]]
+        summary.append(
+            {
+                "setting": f"ksc {bits}-bit",
+                "meshes": len(meshes),
+                "ksc_wins": len(wins),
+                "median_bytes": statistics.median(ksc[m]["bytes"] for m in meshes) if meshes else None,
+                "median_ksc_cd": statistics.median(ksc[m]["chamfer_l1"] for m in meshes) if meshes else None,
+                "median_draco_cd": statistics.median(rival[m].get("chamfer_l1", np.inf) for m in meshes) if meshes else None,
+                "median_ksc_iou": statistics.median(ksc[m]["iou"] for m in meshes) if meshes else None,
+                "median_encode_s": statistics.median(ksc[m]["encode_s"] for m in meshes) if meshes else None,
+                "wins": ", ".join(wins),
+            }
+        )
+    return summary
+
+
+def plot(rows: list[dict], folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    meshes = sorted({r["mesh"] for r in rows})
+    columns = 4
+    figure, axes = plt.subplots((len(meshes) + columns - 1) // columns, columns, figsize=(16, 3.6 * ((len(meshes) + 3) // 4)))
+    for axis, mesh in zip(np.atleast_1d(axes).ravel(), meshes, strict=False):
+        for prefix, style in (("ksc", "o-"), ("draco", "s--")):
+            points = sorted(
+                (r["bytes"], r["chamfer_l1"])
+                for r in rows
+                if r["mesh"] == mesh and r["codec"].startswith(prefix) and "no QAT" not in r["codec"] and "chamfer_l1" in r
+            )
+            if points:
+                axis.plot(*zip(*points, strict=True), style, label="ksc (6/8/10-bit)" if prefix == "ksc" else "Draco+decimation")
+        axis.set_title(mesh, fontsize=9)
+        axis.set_xlabel("bytes")
+        axis.set_ylabel("Chamfer-L1")
+        axis.set_yscale("log")
+        axis.legend(fontsize=7)
+    for axis in np.atleast_1d(axes).ravel()[len(meshes) :]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(folder / "rd-all.png", dpi=80)
+    plt.close(figure)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bits", type=int, nargs="+", default=list(DEFAULT_BITS))
+    parser.add_argument("--draco-bits", type=int, nargs="+", default=list(DRACO_BITS))
+    parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
+    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    args = parser.parse_args(argv)
+    import torch
+
+    machine = machine_description(torch.device("cpu"))
+    paths = [p for p in shared_meshes(args.meshes) if not args.only or p.name in args.only]
+    rows = []
+    for path in paths:
+        rows.extend(run_mesh(path, args.bits, args.draco_bits))
+        save(rows, args, machine)
+
+
+def save(rows, args, machine) -> None:
+    summary = verdicts(rows, args.bits)
+    command = "python benchmarks/rd.py " + " ".join(sys.argv[1:])
+    summary_columns = [
+        ("setting", "setting", "s"),
+        ("meshes", "meshes", "d"),
+        ("ksc_wins", "ksc lower Chamfer-L1 than Draco", "d"),
+        ("median_bytes", "median bytes", ".0f"),
+        ("median_ksc_cd", "median ksc Chamfer-L1", ".5f"),
+        ("median_draco_cd", "median Draco Chamfer-L1", ".5f"),
+        ("median_ksc_iou", "median ksc IoU", ".4f"),
+        ("median_encode_s", "median encode s", ".0f"),
+        ("wins", "meshes where ksc wins", "s"),
+    ]
+    markdown = "\n".join(
+        [
+            "# Rate-distortion: ksc against Draco + quadric decimation at the same bytes",
+            "",
+            f"Machine: {machine}. Command: `{command.strip()}`. ksc decoded at {RESOLUTION}^3;",
+            "errors in the normalized frame of the input (`ksc/metrics.py`). Plot: `rd-all.png`.",
+            "",
+            markdown_table(summary_columns, summary),
+            "",
+            markdown_table(COLUMNS, rows),
+        ]
+    )
+    write_results("rd", {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
+    plot(rows, RESULTS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Quantization-aware fine-tuning: teach the trained network to live with the weights the file stores.
+
+After the float training, a short run trains through *fake-quantized* weights:
+the forward pass sees each weight rounded exactly as the container's codecs
+will round it (min-max per row for matrices, per tensor for vectors), the
+backward pass treats the rounding as the identity (straight-through
+estimator), and the float weights keep absorbing the error. Without it, 8-bit
+weights cost the bunny about 15 % of its Chamfer-L1 and 6-bit weights more
+than double it (README, "How it works").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from ksc.model import KeySphereNet
+
+if TYPE_CHECKING:
+    from ksc.sampling import SdfSamples
+
+log = logging.getLogger(__name__)
+
+
+def fake_quantize(values: torch.Tensor, bits: int) -> torch.Tensor:
+    """``values`` rounded to ``2**bits`` uniform levels between their min and max, per row for 2-D tensors.
+
+    The gradient passes straight through the rounding.
+    """
+    if values.dim() == 2:
+        low = values.min(dim=1, keepdim=True).values
+        high = values.max(dim=1, keepdim=True).values
+    else:
+        low, high = values.min(), values.max()
+    step = (high - low) / (2**bits - 1)
+    step = torch.where(step > 0, step, torch.ones_like(step))
+    rounded = low + torch.round((values - low) / step) * step
+    return values + (rounded - values).detach()
+
+
+def quantization_aware_finetune(
+    model: KeySphereNet,
+    samples: SdfSamples,
+    bits: int,
+    steps: int,
+    learning_rate: float,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> float:
+    """Fine-tune ``model`` in place through fake-quantized weights; returns the last 100 steps' mean L1 loss.
+
+    The learning rate decays from ``learning_rate`` to zero along a cosine.
+    """
+    points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
+    target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
+    parameters = dict(model.named_parameters())
+    optimizer = torch.optim.Adam(parameters.values(), lr=learning_rate)
+    buffers = dict(model.named_buffers())
+    losses = []
+    model.train()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
+        index = torch.randint(len(target), (batch_size,), generator=generator).to(device)
+        quantized = {name: fake_quantize(p, bits) for name, p in parameters.items()}
+        prediction = functional_call(model, {**quantized, **buffers}, (points[index],))
+        loss = torch.nn.functional.l1_loss(prediction, target[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step >= steps - 100:
+            losses.append(loss.detach())
+    model.eval()
+    result = float(torch.stack(losses).mean()) if losses else float("nan")
+    log.info("quantization-aware fine-tuning at %d bits: L1 loss %.5f", bits, result)
+    return result
