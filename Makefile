@@ -12,7 +12,12 @@ test: setup
 	.venv/bin/python -m pytest
 
 bench: setup
+	CPATH=/usr/include/eigen3 .venv/bin/python -m pip -q install -e ".[test,bench]"
 	.venv/bin/python benchmarks/codec.py
+	.venv/bin/python benchmarks/decode.py
+	.venv/bin/python benchmarks/rd.py
+	.venv/bin/python benchmarks/hostile_files.py
+	.venv/bin/python benchmarks/messy_inputs.py
 
 clean:
 	rm -rf build .pytest_cache

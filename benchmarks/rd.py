@@ -47,6 +47,7 @@ def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
 
     points, faces = mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
     best = None
+
     def encoded(keep: float, bits: int):
         if keep >= 1.0:
             p, f = points, faces
@@ -55,7 +56,6 @@ def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
         return DracoPy.encode(p, f, quantization_bits=bits, compression_level=10), len(f)
 
     for bits in quantizations:
-
         low, high, found = 0.0, 1.0, None
         data, _ = encoded(1.0, bits)
         if len(data) <= budget:

@@ -88,9 +88,7 @@ class Decoded:
     extraction: Extraction
 
 
-def decode(
-    data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False
-) -> Decoded:
+def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False) -> Decoded:
     """Decode ``.ksc`` bytes into a mesh in the input's original coordinates.
 
     Parameters

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from skimage import measure
 
 from ksc.errors import KscError
@@ -24,6 +25,8 @@ from ksc.model import KeySphereNet
 from ksc.octree import BlockPlan, plan_blocks
 
 DEFAULT_CHUNK = 65536
+GROUP_NODES = 1 << 18
+"""Nodes whose coordinates are built at once (the network then runs on them chunk by chunk)."""
 SLAB_NODES = 32 * 1024 * 1024
 """Grid nodes per marching-cubes slab (128 MB of float32): the memory bound of extraction."""
 
@@ -64,19 +67,19 @@ def evaluate_grid(
     return GridValues(values=values.reshape(resolution, resolution, resolution), evaluations=total)
 
 
-def _close_at_the_box(outside: np.ndarray, spacing: float, first: bool = True, last: bool = True) -> None:
+def _close_at_the_box(outside: np.ndarray, spacing: float, ends=((True, True),) * 3) -> None:
     """Make the grid's outer faces lie outside the shape, so the surface is always closed.
 
     A well-trained network is negative (outside) there already: the mesh fills
     [-1, 1]^3 and the box is larger. A poorly fitted one (a soup, an open
     scan, a short training) may not be, and marching cubes would leave holes
-    where the shape meets the box. For a slab, ``first`` and ``last`` say
-    whether its x faces are the box's.
+    where the shape meets the box. For a slab's window, ``ends[axis]`` says
+    whether its low and high faces along ``axis`` are the box's.
     """
     for axis in range(3):
         for end in (0, -1):
-            if axis == 0 and not (first if end == 0 else last):
-                continue  # a slab's x faces inside the grid are seams, not the box
+            if not ends[axis][0 if end == 0 else 1]:
+                continue  # this face of a slab's window lies inside the grid, not on the box
             index = [slice(None)] * 3
             index[axis] = end
             face = outside[tuple(index)]  # a view: integer indexing of one axis does not copy
@@ -135,20 +138,24 @@ def extract_mesh(
     layers = plan.active.shape[0]
     per_slab = max(1, slab_nodes // (plan.leaf * resolution**2))
     spacing = 2.0 * bound / (resolution - 1)
-    stitcher = _Stitcher(spacing)
+    needed = plan.active | _inside_at_the_box(plan)
+    stitcher = _Stitcher(spacing, resolution)
     evaluations = plan.evaluations
-    pending = None
-    for first in range(0, layers, per_slab):
-        last = min(first + per_slab, layers)
-        volume, count = _slab_values(model, plan, axis, first, last, chunk)
-        evaluations += count
-        if pending is not None:
-            pending[1][-1] = volume[0]  # the spare plane: the seam the two slabs share
-            stitcher.add(*pending, final=False)
-        pending = (first * plan.leaf, volume)
-    stitcher.add(*pending, final=True)
+    first, final = 0, False
+    while not final:
+        last = min(first + per_slab, layers - 1)  # the slab ends on the first plane of layer `last`
+        final = last == layers - 1  # ... or, for the final slab, on the grid's last plane
+        window = _window(needed[first : last + 1], plan.leaf, resolution)
+        if window is not None:  # else no surface and no box face to close in this slab
+            volume, count = _slab_values(model, plan, axis, first, last, window, chunk)
+            evaluations += count
+            stitcher.add(volume, (first * plan.leaf, window[0], window[2]))
+        first = last
     vertices, faces = stitcher.mesh()
-    if not (stitcher.inside and stitcher.outside and len(faces)):
+    settled = plan.fill[~plan.active]
+    inside = stitcher.inside or bool((settled > 0).any())
+    outside = stitcher.outside or bool((settled < 0).any())
+    if not (inside and outside and len(faces)):
         raise KscError("the decoded field has no zero crossing: the network describes no surface")
     return Extraction(
         vertices=vertices * spacing - bound,
@@ -159,29 +166,75 @@ def extract_mesh(
     )
 
 
-def _slab_values(
-    model: KeySphereNet, plan: BlockPlan, axis: torch.Tensor, first: int, last: int, chunk: int
-) -> tuple[np.ndarray, int]:
-    """Values of the node planes of leaf layers [first, last), plus a spare plane for the next slab's first.
+def _inside_at_the_box(plan: BlockPlan) -> np.ndarray:
+    """Settled leaves on the box's faces whose value is inside: closing the box makes faces there."""
+    border = np.zeros(plan.active.shape, bool)
+    for axis in range(3):
+        for end in (0, -1):
+            index = [slice(None)] * 3
+            index[axis] = end
+            border[tuple(index)] = True
+    return border & ~plan.active & (plan.fill > 0)
 
-    Returns the (planes, R, R) float32 array and the number of nodes evaluated.
+
+def _window(needed: np.ndarray, leaf: int, resolution: int) -> tuple[int, int, int, int] | None:
+    """Node range ``(y0, y1, z0, z1)`` (inclusive) around the leaves a slab needs, one leaf of margin; None if none.
+
+    Outside it every node is settled with the sign of its neighbours, so no
+    surface crosses its border and marching cubes may ignore the rest.
+    """
+    columns = needed.any(axis=0)
+    if not columns.any():
+        return None
+    rows, cols = np.flatnonzero(columns.any(axis=1)), np.flatnonzero(columns.any(axis=0))
+    top = resolution - 1
+    return (
+        max(rows[0] - 1, 0) * leaf,
+        min((rows[-1] + 2) * leaf, top),
+        max(cols[0] - 1, 0) * leaf,
+        min((cols[-1] + 2) * leaf, top),
+    )
+
+
+def _slab_values(
+    model: KeySphereNet,
+    plan: BlockPlan,
+    axis: torch.Tensor,
+    first: int,
+    last: int,
+    window: tuple[int, int, int, int],
+    chunk: int,
+) -> tuple[np.ndarray, int]:
+    """Values of the nodes from the first plane of leaf layer ``first`` to the first plane of ``last``, in ``window``.
+
+    The last plane is the seam with the next slab (or the grid's last plane).
+    Returns the (planes, Y, Z) float32 array and the number of nodes evaluated.
     """
     resolution, leaf = len(axis), plan.leaf
-    x0, x1 = first * leaf, min(last * leaf, resolution)
-    spare = 1 if x1 < resolution else 0
-    volume = np.empty((x1 - x0 + spare, resolution, resolution), dtype=np.float32)
-    for layer in range(first, last):
-        tile = np.repeat(np.repeat(plan.fill[layer], leaf, axis=0), leaf, axis=1)[:resolution, :resolution]
-        volume[layer * leaf - x0 : min((layer + 1) * leaf, resolution) - x0] = tile
-    blocks = np.argwhere(plan.active[first:last]) + np.array([first, 0, 0])
+    y0, y1, z0, z1 = window
+    x0, x1 = first * leaf, min(last * leaf, resolution - 1)
+    if last == plan.active.shape[0] - 1:
+        x1 = resolution - 1  # the final slab runs to the grid's end
+        last += 1
+    volume = np.empty((x1 - x0 + 1, y1 - y0 + 1, z1 - z0 + 1), dtype=np.float32)
+    for layer in range(first, min(last + 1, plan.active.shape[0])):
+        leaves = plan.fill[layer, y0 // leaf : y1 // leaf + 1, z0 // leaf : z1 // leaf + 1]
+        tile = np.repeat(np.repeat(leaves, leaf, axis=0), leaf, axis=1)
+        tile = tile[y0 % leaf : y0 % leaf + y1 - y0 + 1, z0 % leaf : z0 % leaf + z1 - z0 + 1]
+        start, stop = max(layer * leaf, x0), min((layer + 1) * leaf - 1, x1)
+        if start <= stop:
+            volume[start - x0 : stop - x0 + 1] = tile
+    blocks = np.argwhere(plan.active[first : last + 1]) + np.array([first, 0, 0])
     offsets = np.stack(np.meshgrid(*(np.arange(leaf),) * 3, indexing="ij"), -1).reshape(-1, 3)
+    low, high = np.array([x0, y0, z0]), np.array([x1, y1, z1])
     evaluated = 0
-    for start in range(0, len(blocks), max(1, chunk // leaf**3)):
-        nodes = (blocks[start : start + chunk // leaf**3, None, :] * leaf + offsets[None]).reshape(-1, 3)
-        nodes = nodes[np.all(nodes < resolution, axis=1)]  # the last block of an axis may be thinner
+    per_group = max(1, max(chunk, GROUP_NODES) // leaf**3)
+    for start in range(0, len(blocks), per_group):
+        nodes = (blocks[start : start + per_group, None, :] * leaf + offsets[None]).reshape(-1, 3)
+        nodes = nodes[np.all((nodes >= low) & (nodes <= high), axis=1)]  # the slab's own nodes
         index = torch.as_tensor(nodes, device=axis.device)
         values = evaluate_points(model, axis[index], chunk)
-        volume[nodes[:, 0] - x0, nodes[:, 1], nodes[:, 2]] = values
+        volume[nodes[:, 0] - x0, nodes[:, 1] - y0, nodes[:, 2] - z0] = values
         evaluated += len(nodes)
     return volume, evaluated
 
@@ -190,46 +243,51 @@ class _Stitcher:
     """Marching cubes slab by slab; vertices on the plane two slabs share are welded.
 
     A vertex on the seam comes out of both slabs' marching cubes from the same
-    two node values, so its in-plane coordinates are bit-identical: they are
-    matched exactly, as one 64-bit key per vertex.
+    two node values, but each slab counts its coordinates from its own window,
+    so float32 rounding may differ in the last bit: seam vertices are matched
+    to the nearest one of the previous slab within ``WELD_TOLERANCE`` nodes
+    (two distinct seam vertices lie on distinct grid edges, far further apart).
     """
 
-    def __init__(self, spacing: float):
+    WELD_TOLERANCE = 1e-3
+
+    def __init__(self, spacing: float, resolution: int):
         self.spacing = spacing  # node spacing in the normalized frame, for closing the box
+        self.top = resolution - 1
         self.vertices, self.faces, self.count = [], [], 0
-        self.seam_keys = np.empty(0, np.int64)
-        self.seam_ids = np.empty(0, np.int64)
+        self.seam_x, self.seam_points, self.seam_ids = -1, np.empty((0, 2)), np.empty(0, np.int64)
         self.inside = self.outside = False  # seen in the network's values, before the box is closed
 
-    def add(self, x0: int, volume: np.ndarray, final: bool) -> None:
+    def add(self, volume: np.ndarray, origin: tuple[int, int, int]) -> None:
+        """Mesh the slab ``volume`` whose node [0, 0, 0] is grid node ``origin``."""
         self.inside |= bool(volume.max() > 0.0)
         self.outside |= bool(volume.min() < 0.0)
         outside = np.negative(volume, out=volume)  # marching cubes orients faces towards increasing values
-        _close_at_the_box(outside, self.spacing, first=x0 == 0, last=final)
+        ends = [(o == 0, o + n - 1 == self.top) for o, n in zip(origin, volume.shape, strict=True)]
+        _close_at_the_box(outside, self.spacing, ends)
         if not outside.min() < 0.0 < outside.max():
-            vertices, faces = np.empty((0, 3), np.float32), np.empty((0, 3), np.int64)
-        else:
-            vertices, faces, _, _ = measure.marching_cubes(outside, level=0.0)
-        keys = np.ascontiguousarray(vertices[:, 1:3], dtype=np.float32).view(np.int64).ravel()
+            return
+        vertices, faces, _, _ = measure.marching_cubes(outside, level=0.0)
+        vertices = vertices.astype(np.float64) + np.array(origin, dtype=np.float64)
         ids = np.full(len(vertices), -1, np.int64)
-        on_seam = np.flatnonzero(vertices[:, 0] == 0.0) if x0 > 0 else np.empty(0, np.int64)
-        if len(on_seam) and len(self.seam_keys):
-            order = np.argsort(self.seam_keys)
-            where = np.searchsorted(self.seam_keys, keys[on_seam], sorter=order).clip(max=len(order) - 1)
-            found = self.seam_keys[order[where]] == keys[on_seam]
-            ids[on_seam[found]] = self.seam_ids[order[where[found]]]
+        on_seam = np.flatnonzero(vertices[:, 0] == self.seam_x)
+        if len(on_seam) and len(self.seam_ids):
+            distance, nearest = cKDTree(self.seam_points).query(vertices[on_seam, 1:])
+            found = distance <= self.WELD_TOLERANCE
+            ids[on_seam[found]] = self.seam_ids[nearest[found]]
         new = ids < 0
         ids[new] = self.count + np.arange(int(new.sum()))
         self.count += int(new.sum())
-        fresh = vertices[new].astype(np.float64)
-        fresh[:, 0] += x0
-        self.vertices.append(fresh)
+        self.vertices.append(vertices[new])
         self.faces.append(ids[faces])
-        next_seam = np.flatnonzero(vertices[:, 0] == float(len(volume) - 1))
-        self.seam_keys, self.seam_ids = keys[next_seam], ids[next_seam]
+        self.seam_x = origin[0] + volume.shape[0] - 1
+        next_seam = np.flatnonzero(vertices[:, 0] == self.seam_x)
+        self.seam_points, self.seam_ids = vertices[next_seam, 1:], ids[next_seam]
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray]:
         """Vertices (V, 3) in grid-index units and faces (F, 3)."""
+        if not self.faces:
+            return np.empty((0, 3)), np.empty((0, 3), np.int64)
         return np.concatenate(self.vertices), np.concatenate(self.faces).astype(np.int64)
 
 

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 MIN_CHUNK, MAX_CHUNK = 4096, 1 << 20
 MEMORY_SHARE = 0.1
 """Share of the free memory one chunk's activations may take."""
+CPU_CHUNK = 4096
+"""On a CPU, small chunks whose activations stay in cache are fastest: 2M points of the default
+network took 0.72 s in chunks of 4096, 0.83 s of 8192 and 1.98 s of 65536 (2 cores)."""
 
 
 def chunk_size(model: KeySphereNet, device: torch.device) -> int:
@@ -24,12 +27,15 @@ def chunk_size(model: KeySphereNet, device: torch.device) -> int:
     A point costs about four float32 rows of the sphere count (distances,
     weights and their temporaries) plus its features and hidden activations.
     The chunk takes at most ``MEMORY_SHARE`` of the free memory, within
-    [MIN_CHUNK, MAX_CHUNK]: beyond ~1M points a bigger call is no faster.
+    [MIN_CHUNK, MAX_CHUNK]: beyond ~1M points a bigger call is no faster on a
+    GPU. On a CPU it is also capped at ``CPU_CHUNK``.
     """
     config = getattr(model, "config", None) or ModelConfig()  # any module mapping points to values works
     bytes_per_point = 4 * (4 * config.spheres + FEATURE_DIM + 3 + 2 * config.layers * config.width)
     free = _free_memory(device)
     chunk = int(MEMORY_SHARE * free / bytes_per_point) if free else MIN_CHUNK
+    if device.type == "cpu":
+        chunk = min(chunk, CPU_CHUNK)
     return int(np.clip(chunk, MIN_CHUNK, MAX_CHUNK))
 
 

@@ -101,9 +101,10 @@ def test_surface_touching_the_box_is_closed():
 def test_chunk_size_follows_free_memory(monkeypatch):
     from ksc import inference
 
-    model = golden_model()
+    model, gpu = golden_model(), torch.device("cuda")  # only the device's type is read; free memory is faked
     monkeypatch.setattr(inference, "_free_memory", lambda device: 8 * 1024**3)
-    large = inference.chunk_size(model, CPU)
+    large = inference.chunk_size(model, gpu)
+    assert inference.chunk_size(model, CPU) == inference.CPU_CHUNK  # cache-sized on a CPU, whatever the memory
     monkeypatch.setattr(inference, "_free_memory", lambda device: 64 * 1024**2)
-    small = inference.chunk_size(model, CPU)
+    small = inference.chunk_size(model, gpu)
     assert inference.MIN_CHUNK <= small < large <= inference.MAX_CHUNK
