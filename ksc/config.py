@@ -81,8 +81,8 @@ class EncodeOptions:
 
 PRESETS = {"small": 6, "default": 8, "high": 10}
 """Preset name -> bits per stored weight; the network and its training are the same."""
-PRESET_SIZES = {"small": "~5 KB", "default": "~7 KB", "high": "~9 KB"}
-"""Typical file sizes of the presets on the shared meshes (benchmarks/results/rd.md)."""
+PRESET_SIZES = {"small": "~7.5 KB", "default": "~8.7 KB", "high": "~12 KB"}
+"""File sizes of the presets on armadillo (benchmarks/results/rd.md, the only mesh measured so far)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
