@@ -76,14 +76,19 @@ def _close_at_the_box(outside: np.ndarray, spacing: float, ends=((True, True),) 
     where the shape meets the box. For a slab's window, ``ends[axis]`` says
     whether its low and high faces along ``axis`` are the box's.
     """
+    for index in _box_faces(ends):
+        face = outside[index]  # a view: integer indexing of one axis does not copy
+        np.maximum(face, spacing / 2.0, out=face)
+
+
+def _box_faces(ends=((True, True),) * 3):
+    """Index tuples of a 3-D array's six faces; ``ends[axis]`` (low, high) leaves out faces marked False."""
     for axis in range(3):
-        for end in (0, -1):
-            if not ends[axis][0 if end == 0 else 1]:
-                continue  # this face of a slab's window lies inside the grid, not on the box
-            index = [slice(None)] * 3
-            index[axis] = end
-            face = outside[tuple(index)]  # a view: integer indexing of one axis does not copy
-            np.maximum(face, spacing / 2.0, out=face)
+        for side, end in enumerate((0, -1)):
+            if ends[axis][side]:
+                index = [slice(None)] * 3
+                index[axis] = end
+                yield tuple(index)
 
 
 @dataclass
@@ -169,11 +174,8 @@ def extract_mesh(
 def _inside_at_the_box(plan: BlockPlan) -> np.ndarray:
     """Settled leaves on the box's faces whose value is inside: closing the box makes faces there."""
     border = np.zeros(plan.active.shape, bool)
-    for axis in range(3):
-        for end in (0, -1):
-            index = [slice(None)] * 3
-            index[axis] = end
-            border[tuple(index)] = True
+    for index in _box_faces():
+        border[index] = True
     return border & ~plan.active & (plan.fill > 0)
 
 
