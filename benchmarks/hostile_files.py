@@ -27,7 +27,7 @@ from common import REPO_ROOT, markdown_table, write_results  # noqa: E402
 from ksc.decoder import verify  # noqa: E402
 from ksc.errors import KscFormatError  # noqa: E402
 from ksc.format.container import PREAMBLE, TRAILER  # noqa: E402
-from ksc.format.testing import pack_raw, reseal, unpack_raw  # noqa: E402
+from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw  # noqa: E402
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "v1.0" / "torus.ksc"
 ABSURD_VALUES = [None, True, -1, 0, 2**31, 2**63, -(2**63), 1e308, float("nan"), float("inf"), "", "x" * 1000, [], [0] * 9, {}]
@@ -40,15 +40,6 @@ def flip_bits(data: bytes, rng: np.random.Generator, first: int = 0, last: int |
     for position in rng.integers(first * 8, last * 8, size=int(rng.integers(1, 9))):
         corrupted[position // 8] ^= 1 << (position % 8)
     return bytes(corrupted)
-
-
-def header_paths(node, prefix=()):
-    """Every key path inside the header."""
-    if prefix:
-        yield prefix
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-    for key, value in items:
-        yield from header_paths(value, (*prefix, key))
 
 
 def replaced(header: dict, path: tuple, value) -> dict:

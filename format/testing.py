@@ -37,3 +37,12 @@ def pack_raw(header, tensors: bytes, version: tuple[int, int] = (1, 0), header_s
     body = struct.pack("<I", declared) + header_bytes + tensors
     compressed = zstandard.ZstdCompressor(level=3, write_content_size=True).compress(body)
     return reseal(PREAMBLE.pack(MAGIC, *version) + compressed)
+
+
+def header_paths(node, prefix: tuple = ()):
+    """Every key path (a tuple of map keys and list indices) inside a header, the root left out."""
+    if prefix:
+        yield prefix
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield from header_paths(value, (*prefix, key))

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from ksc.decoder import verify
 from ksc.errors import KscFormatError
 from ksc.format.container import MAGIC, MAX_FILE_BYTES, PREAMBLE
-from ksc.format.testing import pack_raw, reseal, unpack_raw
+from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw
 
 GOLDEN = (Path(__file__).resolve().parent / "golden" / "v1.0" / "torus.ksc").read_bytes()
 PEAK_BYTES = 64 * 1024 * 1024
@@ -114,20 +114,9 @@ ABSURD = st.one_of(
 )
 
 
-def _paths(node, prefix=()):
-    """Every (key path) inside the header, to pick one to replace."""
-    yield prefix
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _paths(value, (*prefix, index))
-
-
 HEADER, TENSORS = golden_parts()
 HEADER_BYTES = len(msgpack.packb(HEADER, use_bin_type=True))
-HEADER_PATHS = [path for path in _paths(HEADER) if path]
+HEADER_PATHS = list(header_paths(HEADER))
 
 
 @PROPERTY
