@@ -136,9 +136,6 @@ def extract_mesh(
     """
     chunk = chunk or chunk_size(model, device)
     plan = BlockPlan.everything(resolution) if dense else plan_blocks(model, resolution, bound, device, chunk)
-    if plan.evaluations + int(plan.active.sum()) * plan.leaf**3 >= resolution**3:
-        plan = BlockPlan.everything(resolution)  # a small grid or a surface everywhere: dense is cheaper
-        plan.evaluations = 0
     axis = torch.linspace(-bound, bound, resolution, device=device)
     layers = plan.active.shape[0]
     per_slab = max(1, slab_nodes // (plan.leaf * resolution**2))
@@ -232,12 +229,16 @@ def _slab_values(
     evaluated = 0
     per_group = max(1, max(chunk, GROUP_NODES) // leaf**3)
     for start in range(0, len(blocks), per_group):
-        nodes = (blocks[start : start + per_group, None, :] * leaf + offsets[None]).reshape(-1, 3)
-        nodes = nodes[np.all((nodes >= low) & (nodes <= high), axis=1)]  # the slab's own nodes
-        index = torch.as_tensor(nodes, device=axis.device)
-        values = evaluate_points(model, axis[index], chunk)
+        group = blocks[start : start + per_group]
+        nodes = (group[:, None, :] * leaf + offsets[None]).reshape(-1, 3)
+        mine = np.all((nodes >= low) & (nodes <= high), axis=1)  # the slab's own nodes
+        if plan.values is not None:  # evaluated while planning
+            values = plan.values[plan.slots[tuple(group.T)]].reshape(-1)[mine]
+        else:
+            values = evaluate_points(model, axis[torch.as_tensor(nodes[mine], device=axis.device)], chunk)
+            evaluated += int(mine.sum())
+        nodes = nodes[mine]
         volume[nodes[:, 0] - x0, nodes[:, 1] - y0, nodes[:, 2] - z0] = values
-        evaluated += len(nodes)
     return volume, evaluated
 
 

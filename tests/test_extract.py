@@ -89,6 +89,23 @@ def test_coarse_to_fine_on_an_exact_distance_skips_most_of_the_grid():
     assert np.allclose(np.linalg.norm(result.vertices, axis=1), 0.6, atol=0.005)
 
 
+class SteepRipples(torch.nn.Module):
+    """A rippled ball whose value changes up to ~8 per unit length: the octree's margin of 2 is a bet it loses."""
+
+    def forward(self, points):
+        ripple = 0.08 * torch.sin(9 * points[:, 0]) * torch.sin(7 * points[:, 1])
+        return 4.0 * (0.6 + ripple - points.norm(dim=1))
+
+
+def test_coarse_to_fine_grows_the_band_where_the_margin_fails():
+    model = SteepRipples()
+    reference = extract_surface(evaluate_grid(model, 96, 1.05, CPU).values, 1.05)
+    result = extract_mesh(model, 96, 1.05, CPU, slab_nodes=96 * 96 * 16)
+    assert len(result.faces) == len(reference[1])
+    assert_same_mesh(*reference, result.vertices, result.faces)
+    assert result.evaluations < 96**3
+
+
 def test_surface_touching_the_box_is_closed():
     class Slab(torch.nn.Module):  # inside wherever |z| < 0.5: meets four faces of the box
         def forward(self, points):
