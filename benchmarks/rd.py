@@ -10,7 +10,7 @@ Draco file (DracoPy, compression level 10) fits the same bytes; the best
 Chamfer-L1 over the quantizations is kept. Both are measured with
 ``ksc.metrics`` against the input. The default-preset .ksc is kept in
 ``benchmarks/.cache/default/`` for ``benchmarks/decode.py``.
-Writes ``benchmarks/results/rd.{json,md}`` and ``rd-MESH.png`` / ``rd-all.png``.
+Writes ``benchmarks/results/rd.{json,md}`` and ``rd-all.png`` (a panel per mesh and one of the medians).
 Run: ``.venv/bin/python benchmarks/rd.py`` (needs the ``bench`` extra: DracoPy, fast-simplification, matplotlib).
 """
 
@@ -153,30 +153,47 @@ def verdicts(rows: list[dict], bits_list) -> list[dict]:
     return summary
 
 
-def plot(rows: list[dict], folder: Path) -> None:
+def rd_points(rows: list[dict], mesh: str, prefix: str) -> list[tuple[int, float]]:
+    """(bytes, Chamfer-L1) of one mesh's ksc (fine-tuned) or Draco rows, by size."""
+    return sorted(
+        (r["bytes"], r["chamfer_l1"])
+        for r in rows
+        if r["mesh"] == mesh and r["codec"].startswith(prefix) and "no QAT" not in r["codec"] and "chamfer_l1" in r
+    )
+
+
+def plot(rows: list[dict], summary: list[dict], folder: Path) -> None:
+    """One panel per mesh and a last panel with the medians over meshes, in ``rd-all.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = {"ksc": "ksc (6/8/10-bit)", "draco": "Draco+decimation"}
     meshes = sorted({r["mesh"] for r in rows})
     columns = 4
-    figure, axes = plt.subplots((len(meshes) + columns - 1) // columns, columns, figsize=(16, 3.6 * ((len(meshes) + 3) // 4)))
-    for axis, mesh in zip(np.atleast_1d(axes).ravel(), meshes, strict=False):
+    count = len(meshes) + 1
+    figure, axes = plt.subplots((count + columns - 1) // columns, columns, figsize=(16, 3.6 * ((count + columns - 1) // columns)))
+    axes = np.atleast_1d(axes).ravel()
+    for axis, mesh in zip(axes, meshes, strict=False):
         for prefix, style in (("ksc", "o-"), ("draco", "s--")):
-            points = sorted(
-                (r["bytes"], r["chamfer_l1"])
-                for r in rows
-                if r["mesh"] == mesh and r["codec"].startswith(prefix) and "no QAT" not in r["codec"] and "chamfer_l1" in r
-            )
+            points = rd_points(rows, mesh, prefix)
             if points:
-                axis.plot(*zip(*points, strict=True), style, label="ksc (6/8/10-bit)" if prefix == "ksc" else "Draco+decimation")
+                axis.plot(*zip(*points, strict=True), style, label=labels[prefix])
         axis.set_title(mesh, fontsize=9)
+    overall = axes[len(meshes)]
+    medians = [s for s in summary if s["meshes"]]
+    if medians:
+        sizes = [s["median_bytes"] for s in medians]
+        overall.plot(sizes, [s["median_ksc_cd"] for s in medians], "o-", label=labels["ksc"])
+        overall.plot(sizes, [s["median_draco_cd"] for s in medians], "s--", label=labels["draco"])
+    overall.set_title(f"median over {len(meshes)} meshes", fontsize=9, fontweight="bold")
+    for axis in axes[:count]:
         axis.set_xlabel("bytes")
         axis.set_ylabel("Chamfer-L1")
         axis.set_yscale("log")
         axis.legend(fontsize=7)
-    for axis in np.atleast_1d(axes).ravel()[len(meshes) :]:
+    for axis in axes[count:]:
         axis.axis("off")
     figure.tight_layout()
     figure.savefig(folder / "rd-all.png", dpi=80)
@@ -227,7 +244,7 @@ def save(rows, args, machine) -> None:
         ]
     )
     write_results("rd", {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
-    plot(rows, RESULTS)
+    plot(rows, summary, RESULTS)
 
 
 if __name__ == "__main__":

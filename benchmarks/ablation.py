@@ -1,0 +1,152 @@
+"""Ablation: which encoder choices earn their bytes.
+
+Each variant changes one thing from the default preset (8-bit weights after
+quantization-aware fine-tuning, 128 key spheres, DPFE branch, 6 x 32 MLP,
+12000 steps) and is encoded from scratch with its own training, decoded at
+256^3 and measured with ``ksc.metrics`` against the input. A variant pays if
+it lowers Chamfer-L1 at no more bytes, or keeps it at fewer bytes or less
+encode time. Quantization-aware fine-tuning is ablated in ``benchmarks/rd.py``
+(8 bits with and without it, every mesh). Writes
+``benchmarks/results/ablation.{json,md}``.
+Run: ``.venv/bin/python benchmarks/ablation.py`` (about 8 minutes per mesh on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+
+from ksc.config import EncodeOptions  # noqa: E402
+from ksc.decoder import decode_mesh  # noqa: E402
+from ksc.encoder import encode_mesh  # noqa: E402
+from ksc.meshio import load_mesh  # noqa: E402
+from ksc.metrics import compare_meshes  # noqa: E402
+
+RESOLUTION = 256
+DEFAULT_MESHES = ("bunny.obj", "dragon.obj")
+
+
+def _variant(**changes) -> EncodeOptions:
+    """Default options with ``model``/``train`` fields or top-level fields replaced."""
+    base = EncodeOptions()
+    model = {k[6:]: v for k, v in changes.items() if k.startswith("model_")}
+    train = {k[6:]: v for k, v in changes.items() if k.startswith("train_")}
+    top = {k: v for k, v in changes.items() if not k.startswith(("model_", "train_"))}
+    return replace(base, model=replace(base.model, **model), train=replace(base.train, **train), **top)
+
+
+VARIANTS = {
+    "default": _variant(),
+    "half the steps (6000)": _variant(train_steps=6000),
+    "6-bit, width 40 (more weights, fewer bits)": _variant(weight_bits=6, model_width=40),
+    "64 spheres": _variant(model_spheres=64),
+    "LPFE latents, 64 spheres": _variant(model_features="latent", model_spheres=64),
+}
+
+
+def run_variant(mesh, name: str, options: EncodeOptions) -> dict:
+    start = time.perf_counter()
+    result = encode_mesh(mesh, options)
+    seconds = time.perf_counter() - start
+    error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
+    return {
+        "variant": name,
+        "bytes": len(result.data),
+        "parameters": result.stored_parameters,
+        "encode_s": seconds,
+        **error.to_dict(),
+    }
+
+
+COLUMNS = [
+    ("mesh", "mesh", "s"),
+    ("variant", "variant", "s"),
+    ("bytes", "bytes", "d"),
+    ("parameters", "stored parameters", "d"),
+    ("chamfer_l1", "Chamfer-L1", ".5f"),
+    ("cd_vs_default", "Chamfer-L1 / default", ".2f"),
+    ("iou", "IoU", ".4f"),
+    ("encode_s", "encode s", ".0f"),
+]
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per variant: median bytes, Chamfer-L1 ratio to the default on the same mesh, encode time."""
+    summary = []
+    for name in VARIANTS:
+        members = [r for r in rows if r["variant"] == name and "cd_vs_default" in r]
+        if members:
+            summary.append(
+                {
+                    "variant": name,
+                    "meshes": len(members),
+                    "median_bytes": statistics.median(r["bytes"] for r in members),
+                    "median_ratio": statistics.median(r["cd_vs_default"] for r in members),
+                    "median_iou": statistics.median(r["iou"] for r in members),
+                    "median_encode_s": statistics.median(r["encode_s"] for r in members),
+                }
+            )
+    return summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=list(DEFAULT_MESHES), help="Mesh file names to run.")
+    parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="Variants to run (default: all).")
+    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    args = parser.parse_args(argv)
+    import torch
+
+    machine = machine_description(torch.device("cpu"))
+    names = args.variants or list(VARIANTS)
+    if "default" not in names:
+        names.insert(0, "default")
+    rows = []
+    for path in [p for p in shared_meshes(args.meshes) if p.name in args.only]:
+        mesh = load_mesh(path)
+        baseline = None
+        for name in names:
+            row = {"mesh": path.name, **run_variant(mesh, name, VARIANTS[name])}
+            baseline = baseline or row["chamfer_l1"]
+            row["cd_vs_default"] = row["chamfer_l1"] / baseline
+            rows.append(row)
+            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+        save(rows, machine)
+
+
+def save(rows: list[dict], machine: str) -> None:
+    command = "python benchmarks/ablation.py " + " ".join(sys.argv[1:])
+    summary_columns = [
+        ("variant", "variant", "s"),
+        ("meshes", "meshes", "d"),
+        ("median_bytes", "median bytes", ".0f"),
+        ("median_ratio", "median Chamfer-L1 / default", ".2f"),
+        ("median_iou", "median IoU", ".4f"),
+        ("median_encode_s", "median encode s", ".0f"),
+    ]
+    summary = summarize(rows)
+    markdown = "\n".join(
+        [
+            "# Ablation: one change at a time from the default preset",
+            "",
+            f"Machine: {machine}. Command: `{command.strip()}`. Decoded at {RESOLUTION}^3; errors in the",
+            "normalized frame of the input (`ksc/metrics.py`). Ratio < 1: the variant is more accurate.",
+            "",
+            markdown_table(summary_columns, summary),
+            "",
+            markdown_table(COLUMNS, rows),
+        ]
+    )
+    write_results("ablation", {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
+
+
+if __name__ == "__main__":
+    main()
