@@ -5,9 +5,10 @@ quantization-aware fine-tuning, 128 key spheres, DPFE branch, 6 x 32 MLP,
 12000 steps) and is encoded from scratch with its own training, decoded at
 256^3 and measured with ``ksc.metrics`` against the input. A variant pays if
 it lowers Chamfer-L1 at no more bytes, or keeps it at fewer bytes or less
-encode time. Quantization-aware fine-tuning is ablated in ``benchmarks/rd.py``
+encode time. ``--variants`` and ``--suffix`` run a few variants into their own
+table. Quantization-aware fine-tuning is ablated in ``benchmarks/rd.py``
 (8 bits with and without it, every mesh). Writes
-``benchmarks/results/ablation.{json,md}``.
+``benchmarks/results/ablation[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/ablation.py`` (about 8 minutes per mesh on 2 cores).
 """
 
@@ -49,6 +50,8 @@ VARIANTS = {
     "6-bit, width 40 (more weights, fewer bits)": _variant(weight_bits=6, model_width=40),
     "64 spheres": _variant(model_spheres=64),
     "LPFE latents, 64 spheres": _variant(model_features="latent", model_spheres=64),
+    "10 % uniform samples (default 25 %)": _variant(uniform_share=0.10),
+    "40 % uniform samples": _variant(uniform_share=0.40),
 }
 
 
@@ -102,6 +105,7 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", default=list(DEFAULT_MESHES), help="Mesh file names to run.")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="Variants to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    parser.add_argument("--suffix", default="", help="Results go to ablation-SUFFIX.{json,md}.")
     args = parser.parse_args(argv)
     import torch
 
@@ -119,10 +123,10 @@ def main(argv=None) -> None:
             row["cd_vs_default"] = row["chamfer_l1"] / baseline
             rows.append(row)
             print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-        save(rows, machine)
+        save(rows, machine, f"ablation-{args.suffix}" if args.suffix else "ablation")
 
 
-def save(rows: list[dict], machine: str) -> None:
+def save(rows: list[dict], machine: str, name: str) -> None:
     command = "python benchmarks/ablation.py " + " ".join(sys.argv[1:])
     summary_columns = [
         ("variant", "variant", "s"),
@@ -145,7 +149,7 @@ def save(rows: list[dict], machine: str) -> None:
             markdown_table(COLUMNS, rows),
         ]
     )
-    write_results("ablation", {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
+    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
 
 
 if __name__ == "__main__":

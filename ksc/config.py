@@ -66,6 +66,7 @@ class EncodeOptions:
     samples: int = 1_000_000
     weight_bits: int = 8
     qat_steps: int = 1500
+    uniform_share: float = 0.25
     seed: int = 0
 
     def __post_init__(self):
@@ -73,6 +74,8 @@ class EncodeOptions:
             raise KscInputError(f"weight bits must be in [2, 16], got {self.weight_bits}")
         if not 0 <= self.qat_steps <= 1_000_000:
             raise KscInputError(f"quantization-aware steps must be in [0, 1000000], got {self.qat_steps}")
+        if not 0.0 <= self.uniform_share <= 0.9:
+            raise KscInputError(f"uniform share of the samples must be in [0, 0.9], got {self.uniform_share}")
         if not 1000 <= self.samples <= 20_000_000:
             raise KscInputError(f"samples must be in [1000, 20000000], got {self.samples}")
         if self.train.steps < 1 or self.train.batch_size < 1:

@@ -137,7 +137,7 @@ def _evaluate_band(plan: BlockPlan, model: KeySphereNet, axis: torch.Tensor, chu
     parts, count = [], 0
     leaves = np.argwhere(plan.active)
     while len(leaves):
-        values = leaf_values(model, axis, leaves, plan.leaf, chunk)
+        values = _leaf_values(model, axis, leaves, plan.leaf, chunk)
         slots[tuple(leaves.T)] = count + np.arange(len(leaves), dtype=np.int32)
         count += len(leaves)
         parts.append(values)
@@ -148,7 +148,7 @@ def _evaluate_band(plan: BlockPlan, model: KeySphereNet, axis: torch.Tensor, chu
     plan.values = np.concatenate(parts) if parts else np.empty((0,) + (plan.leaf,) * 3, np.float32)
 
 
-def leaf_values(model: KeySphereNet, axis: torch.Tensor, leaves: np.ndarray, leaf: int, chunk: int) -> np.ndarray:
+def _leaf_values(model: KeySphereNet, axis: torch.Tensor, leaves: np.ndarray, leaf: int, chunk: int) -> np.ndarray:
     """Network values (L, leaf, leaf, leaf) float32 at the nodes of ``leaves`` (L, 3); NaN past the grid's end."""
     offsets = np.stack(np.meshgrid(*(np.arange(leaf),) * 3, indexing="ij"), -1).reshape(-1, 3)
     values = np.full((len(leaves), leaf**3), np.nan, np.float32)

@@ -11,7 +11,9 @@ share                   points
 ``uniform`` (25 %)      uniform in the decode box [-bound, bound]^3
 ======================  =====================================================
 
-Surface samples are area-weighted. Distances come from :class:`SignedDistance`.
+The uniform share is an encoder option (``EncodeOptions.uniform_share``);
+the surface shares keep their 2 : 1 ratio in what is left. Surface samples
+are area-weighted. Distances come from :class:`SignedDistance`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ import pysdf
 import trimesh
 
 SAMPLE_MIX = (("near", 0.50, 0.005), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
+UNIFORM_SHARE = SAMPLE_MIX[-1][1]
+
+
+def sample_mix(uniform_share: float = UNIFORM_SHARE) -> tuple[tuple[str, float, float | None], ...]:
+    """:data:`SAMPLE_MIX` with ``uniform_share`` of uniform points, the surface shares scaled to the rest."""
+    scale = (1.0 - uniform_share) / (1.0 - UNIFORM_SHARE)
+    return tuple((name, share * scale, sigma) for name, share, sigma in SAMPLE_MIX[:-1]) + (
+        (SAMPLE_MIX[-1][0], uniform_share, None),
+    )
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,9 @@ def sample_sdf(
     count: int,
     bound: float,
     rng: np.random.Generator,
+    uniform_share: float = UNIFORM_SHARE,
 ) -> SdfSamples:
-    """Draw ``count`` training points following :data:`SAMPLE_MIX`.
+    """Draw ``count`` training points following :func:`sample_mix`.
 
     Parameters
     ----------
@@ -96,11 +108,14 @@ def sample_sdf(
         Half-size of the box the uniform points are drawn from.
     rng : numpy.random.Generator
         Source of randomness (the only one: same seed, same samples).
+    uniform_share : float
+        Share of points drawn uniformly in the box.
     """
     parts = []
     remaining = count
-    for index, (_, share, sigma) in enumerate(SAMPLE_MIX):
-        n = remaining if index == len(SAMPLE_MIX) - 1 else int(round(count * share))
+    mix = sample_mix(uniform_share)
+    for index, (_, share, sigma) in enumerate(mix):
+        n = remaining if index == len(mix) - 1 else int(round(count * share))
         remaining -= n
         if sigma is None:
             parts.append(rng.uniform(-bound, bound, size=(n, 3)))

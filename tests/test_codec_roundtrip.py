@@ -66,6 +66,17 @@ def test_short_run_still_reports_its_loss(torus_result):
     assert read_container(result.data).meta["encoder"]["final_loss"] == pytest.approx(result.final_loss, abs=1e-6)
 
 
+@pytest.mark.parametrize(
+    "changes,message",
+    [({"weight_bits": 1}, "weight bits"), ({"qat_steps": -1}, "quantization-aware"), ({"uniform_share": 0.95}, "uniform share")],
+)
+def test_absurd_encode_options_are_refused(changes, message):
+    from ksc.config import EncodeOptions
+
+    with pytest.raises(KscInputError, match=message):
+        EncodeOptions(**changes)
+
+
 def test_resolution_bounds():
     with pytest.raises(KscInputError, match="resolution"):
         decode_mesh(b"", 100_000)

@@ -19,6 +19,12 @@ def test_sample_mix_concentrates_near_the_surface(sphere_mesh):
     assert np.mean(np.abs(samples.sdf) < 0.015) >= near_share * 0.9
 
 
+def test_uniform_share_moves_points_away_from_the_surface(sphere_mesh):
+    signed_distance, rng = SignedDistance(sphere_mesh), np.random.default_rng(0)
+    far = [np.mean(np.abs(sample_sdf(sphere_mesh, signed_distance, 20_000, 1.05, rng, share).sdf) > 0.15) for share in (0.1, 0.5)]
+    assert far[1] > 3 * far[0]  # a point drawn near the surface is almost never 0.15 away
+
+
 def test_surface_samples_lie_on_the_surface(sphere_mesh):
     points = sample_surface(sphere_mesh, 1000, np.random.default_rng(0))
     assert np.allclose(np.linalg.norm(points, axis=1), 0.8, atol=0.01)
