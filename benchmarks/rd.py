@@ -10,7 +10,7 @@ Draco file (DracoPy, compression level 10) fits the same bytes; the best
 Chamfer-L1 over the quantizations is kept. Both are measured with
 ``ksc.metrics`` against the input. The default-preset .ksc is kept in
 ``benchmarks/.cache/default/`` for ``benchmarks/decode.py``.
-Writes ``benchmarks/results/rd.{json,md}`` and ``rd-all.png`` (a panel per mesh and one of the medians).
+Writes ``benchmarks/results/rd[-SUFFIX].{json,md}`` and ``rd[-SUFFIX]-all.png`` (a panel per mesh and one of the medians).
 Run: ``.venv/bin/python benchmarks/rd.py`` (needs the ``bench`` extra: DracoPy, fast-simplification, matplotlib).
 """
 
@@ -78,10 +78,10 @@ def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
     return best
 
 
-def run_mesh(path: Path, bits_list, draco_bits) -> list[dict]:
+def run_mesh(path: Path, bits_list, draco_bits, options: EncodeOptions, keep_default: bool) -> list[dict]:
     mesh = load_mesh(path)
     start = time.perf_counter()
-    trained = train_mesh(mesh, EncodeOptions())
+    trained = train_mesh(mesh, options)
     train_s = time.perf_counter() - start
     variants = [(bits, True) for bits in bits_list] + [(8, False)]
     rows = []
@@ -89,7 +89,7 @@ def run_mesh(path: Path, bits_list, draco_bits) -> list[dict]:
         start = time.perf_counter()
         result = trained.encode(bits, fine_tune=fine_tune)
         quantize_s = time.perf_counter() - start
-        if bits == 8 and fine_tune:
+        if bits == 8 and fine_tune and keep_default:
             target = CACHE / "default" / f"{path.stem}.ksc"
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, result.data)
@@ -162,8 +162,8 @@ def rd_points(rows: list[dict], mesh: str, prefix: str) -> list[tuple[int, float
     )
 
 
-def plot(rows: list[dict], summary: list[dict], folder: Path) -> None:
-    """One panel per mesh and a last panel with the medians over meshes, in ``rd-all.png``."""
+def plot(rows: list[dict], summary: list[dict], folder: Path, name: str = "rd") -> None:
+    """One panel per mesh and a last panel with the medians over meshes, in ``NAME-all.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +196,7 @@ def plot(rows: list[dict], summary: list[dict], folder: Path) -> None:
     for axis in axes[count:]:
         axis.axis("off")
     figure.tight_layout()
-    figure.savefig(folder / "rd-all.png", dpi=80)
+    figure.savefig(folder / f"{name}-all.png", dpi=80)
     plt.close(figure)
 
 
@@ -206,19 +206,23 @@ def main(argv=None) -> None:
     parser.add_argument("--draco-bits", type=int, nargs="+", default=list(DRACO_BITS))
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    parser.add_argument("--uniform-share", type=float, help="Share of uniform training samples (default: ksc's).")
+    parser.add_argument("--suffix", default="", help="Results go to rd-SUFFIX.*; the default-file cache is left alone.")
     args = parser.parse_args(argv)
+    options = EncodeOptions() if args.uniform_share is None else EncodeOptions(uniform_share=args.uniform_share)
     import torch
 
     machine = machine_description(torch.device("cpu"))
     paths = [p for p in shared_meshes(args.meshes) if not args.only or p.name in args.only]
     rows = []
     for path in paths:
-        rows.extend(run_mesh(path, args.bits, args.draco_bits))
+        rows.extend(run_mesh(path, args.bits, args.draco_bits, options, keep_default=not args.suffix))
         save(rows, args, machine)
 
 
 def save(rows, args, machine) -> None:
     summary = verdicts(rows, args.bits)
+    name = f"rd-{args.suffix}" if args.suffix else "rd"
     command = "python benchmarks/rd.py " + " ".join(sys.argv[1:])
     summary_columns = [
         ("setting", "setting", "s"),
@@ -236,15 +240,15 @@ def save(rows, args, machine) -> None:
             "# Rate-distortion: ksc against Draco + quadric decimation at the same bytes",
             "",
             f"Machine: {machine}. Command: `{command.strip()}`. ksc decoded at {RESOLUTION}^3;",
-            "errors in the normalized frame of the input (`ksc/metrics.py`). Plot: `rd-all.png`.",
+            f"errors in the normalized frame of the input (`ksc/metrics.py`). Plot: `{name}-all.png`.",
             "",
             markdown_table(summary_columns, summary),
             "",
             markdown_table(COLUMNS, rows),
         ]
     )
-    write_results("rd", {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
-    plot(rows, summary, RESULTS)
+    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
+    plot(rows, summary, RESULTS, name)
 
 
 if __name__ == "__main__":
