@@ -50,7 +50,7 @@ VARIANTS = {
     "6-bit, width 40 (more weights, fewer bits)": _variant(weight_bits=6, model_width=40),
     "64 spheres": _variant(model_spheres=64),
     "LPFE latents, 64 spheres": _variant(model_features="latent", model_spheres=64),
-    "10 % uniform samples (default 25 %)": _variant(uniform_share=0.10),
+    "25 % uniform samples (default 10 %)": _variant(uniform_share=0.25),
     "40 % uniform samples": _variant(uniform_share=0.40),
 }
 

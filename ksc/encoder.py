@@ -142,7 +142,7 @@ def train_mesh(
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
-    samples = sample_sdf(unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.uniform_share)
+    samples = sample_sdf(unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share())
     log.info("sampled %d points, %d key spheres", options.samples, len(spheres))
 
     with torch.random.fork_rng(devices=[]):

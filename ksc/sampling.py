@@ -1,7 +1,8 @@
 """Training points and their signed distance (positive inside).
 
-The mix, chosen because the network's error only matters where the surface
-is, while uniform points keep the far field from drifting into ghost surfaces:
+The base mix, chosen because the network's error only matters where the
+surface is, while uniform points keep the far field from drifting into ghost
+surfaces:
 
 ======================  =====================================================
 share                   points
@@ -11,8 +12,9 @@ share                   points
 ``uniform`` (25 %)      uniform in the decode box [-bound, bound]^3
 ======================  =====================================================
 
-The uniform share is an encoder option (``EncodeOptions.uniform_share``);
-the surface shares keep their 2 : 1 ratio in what is left. Surface samples
+The uniform share is an encoder option (``EncodeOptions.sample_uniform_share``:
+10 % for trainings of 2000 steps or more, 25 % for shorter ones); the surface
+shares keep their 2 : 1 ratio in what is left. Surface samples
 are area-weighted. Distances come from :class:`SignedDistance`.
 """
 

@@ -1,5 +1,6 @@
 import numpy as np
 
+from ksc.config import LONG_TRAINING_STEPS, EncodeOptions, TrainConfig
 from ksc.sampling import SAMPLE_MIX, SignedDistance, sample_sdf, sample_surface
 
 
@@ -40,3 +41,9 @@ def test_sign_on_an_open_mesh_is_repeatable_and_sensible(sphere_mesh):
     radius = np.linalg.norm(points, axis=1)
     clear = np.abs(radius - 0.8) > 0.1
     assert np.mean((first[clear] > 0) == (radius[clear] < 0.8)) > 0.99
+
+
+def test_default_uniform_share_follows_the_training_length():
+    long_run, short_run = EncodeOptions(), EncodeOptions(train=TrainConfig(steps=LONG_TRAINING_STEPS - 1))
+    assert long_run.sample_uniform_share() < short_run.sample_uniform_share()
+    assert EncodeOptions(uniform_share=0.4, train=TrainConfig(steps=10)).sample_uniform_share() == 0.4
