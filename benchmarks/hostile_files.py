@@ -26,10 +26,10 @@ from common import REPO_ROOT, markdown_table, write_results  # noqa: E402
 
 from ksc.decoder import verify  # noqa: E402
 from ksc.errors import KscFormatError  # noqa: E402
-from ksc.format.container import PREAMBLE, TRAILER  # noqa: E402
+from ksc.format.container import PREAMBLE, TRAILER, VERSION  # noqa: E402
 from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw  # noqa: E402
 
-GOLDEN = REPO_ROOT / "tests" / "golden" / "v1.0" / "torus.ksc"
+GOLDEN = REPO_ROOT / "tests" / "golden" / "v{}.{}".format(*VERSION) / "torus.ksc"
 ABSURD_VALUES = [None, True, -1, 0, 2**31, 2**63, -(2**63), 1e308, float("nan"), float("inf"), "", "x" * 1000, [], [0] * 9, {}]
 
 
@@ -70,6 +70,7 @@ def mutation_classes(golden: bytes, cases: int, rng: np.random.Generator) -> dic
             for j in range(len(ABSURD_VALUES))
         ),
         "absurd header length": (pack_raw(header, tensors, header_size=int(n)) for n in rng.integers(0, 2**32, size=cases)),
+        "tensor bytes flipped (valid frame)": (pack_raw(header, flip_bits(tensors, rng), VERSION) for _ in range(cases)),
         "bytes appended after the body": (reseal(golden[:body_end] + rng.bytes(int(rng.integers(1, 64)))) for _ in range(cases)),
         "other format versions": (pack_raw(header, tensors, (major, minor)) for major in range(256) for minor in (0, 9)),
     }

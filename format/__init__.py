@@ -1,10 +1,11 @@
 """The ``.ksc`` container, installed as ``ksc.format`` (spec: ``format/SPEC.md``)."""
 
-from .codecs import RowUniformCodec, UniformCodec, codec_from_config
+from .codecs import ArithmeticUniformCodec, RowUniformCodec, UniformCodec, codec_from_config
 from .container import VERSION, Container, TensorRecord, read_container, read_file, write_container
 
 __all__ = [
     "VERSION",
+    "ArithmeticUniformCodec",
     "Container",
     "RowUniformCodec",
     "TensorRecord",

@@ -20,8 +20,8 @@ from ksc.errors import KscFormatError
 from .codecs import codec_from_config
 
 MAGIC = b"\x89KSC"
-VERSION = (1, 0)
-READABLE_MAJORS = (1,)
+VERSION = (2, 0)
+READABLE_MAJORS = (1, 2)
 PREAMBLE = struct.Struct("<4sBB")  # magic, major, minor
 HEADER_SIZE = struct.Struct("<I")  # first field of the decompressed body
 TRAILER = struct.Struct("<I")  # CRC-32 of everything before it
@@ -72,11 +72,21 @@ class Container:
 
 
 def write_container(container: Container) -> bytes:
-    """Serialize ``container``; the same container always gives the same bytes."""
+    """Serialize ``container`` at the current version; the same container always gives the same bytes.
+
+    Each distinct codec config is stored once, and each tensor as a short
+    ``[name, shape, codec index, size]`` array: format 1.0's map per tensor,
+    with a codec config in each, was ~1.4 KB of a default file's header.
+    """
     header = dict(container.meta)
-    header["tensors"] = [
-        {"name": r.name, "shape": list(r.shape), "codec": r.codec.to_config(), "size": len(r.data)} for r in container.tensors
-    ]
+    codecs: list[dict] = []
+    entries = []
+    for record in container.tensors:
+        config = record.codec.to_config()
+        if config not in codecs:
+            codecs.append(config)
+        entries.append([record.name, list(record.shape), codecs.index(config), len(record.data)])
+    header["codecs"], header["tensors"] = codecs, entries
     header_bytes = msgpack.packb(header, use_bin_type=True)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise KscFormatError(f"header of {len(header_bytes)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
@@ -120,13 +130,14 @@ def read_container(data: bytes) -> Container:
         raise KscFormatError(f"header length {header_size} exceeds the limit or the body's {len(body)} bytes")
     header = _unpack_header(body[HEADER_SIZE.size : HEADER_SIZE.size + header_size])
     offset = HEADER_SIZE.size + header_size
-    records = _tensor_entries(header, len(body) - offset)
+    entries = _tensor_entries_v1(header) if major == 1 else _tensor_entries_v2(header)
+    records = _checked_records(entries, len(body) - offset)
 
     tensors = []
     for name, shape, codec, size in records:
         tensors.append(TensorRecord(name, shape, codec, body[offset : offset + size]))
         offset += size
-    meta = {k: v for k, v in header.items() if k != "tensors"}
+    meta = {k: v for k, v in header.items() if k not in ("tensors", "codecs")}
     sizes = {
         "file": len(data),
         "compressed_body": len(data) - PREAMBLE.size - TRAILER.size,
@@ -154,20 +165,51 @@ def _unpack_header(blob: bytes) -> dict:
     return header
 
 
-def _tensor_entries(header: dict, data_size: int) -> list:
+def _tensor_entries_v1(header: dict) -> list:
+    """Format 1.x: ``tensors`` is a list of maps with ``name``, ``shape``, ``codec`` and ``size``."""
     entries = _field(header, "tensors", list)
-    if len(entries) > MAX_TENSORS:
-        raise KscFormatError(f"{len(entries)} tensors exceed the limit of {MAX_TENSORS}")
-    records, names, total = [], set(), 0
+    _check_tensor_count(entries)
+    unpacked = []
     for index, entry in enumerate(entries):
         where = f"tensors[{index}]"
         if not isinstance(entry, dict):
             raise KscFormatError(f"{where} must be a map")
-        name = entry.get("name")
+        codec = codec_from_config(entry.get("codec"))
+        unpacked.append((where, entry.get("name"), entry.get("shape"), codec, entry.get("size")))
+    return unpacked
+
+
+def _tensor_entries_v2(header: dict) -> list:
+    """Format 2.x: ``codecs`` lists codec configs; ``tensors`` lists ``[name, shape, codec index, size]``."""
+    configs = _field(header, "codecs", list)
+    if not configs or len(configs) > MAX_TENSORS:
+        raise KscFormatError(f"header field 'codecs' must list 1 to {MAX_TENSORS} codecs, got {len(configs)}")
+    codecs = [codec_from_config(config) for config in configs]
+    entries = _field(header, "tensors", list)
+    _check_tensor_count(entries)
+    unpacked = []
+    for index, entry in enumerate(entries):
+        where = f"tensors[{index}]"
+        if not isinstance(entry, list) or len(entry) != 4:
+            raise KscFormatError(f"{where} must be an array [name, shape, codec index, size]")
+        name, shape, codec_index, size = entry
+        codec_index = _int_value(codec_index, len(codecs) - 1, f"{where} codec index")
+        unpacked.append((where, name, shape, codecs[codec_index], size))
+    return unpacked
+
+
+def _check_tensor_count(entries: list) -> None:
+    if len(entries) > MAX_TENSORS:
+        raise KscFormatError(f"{len(entries)} tensors exceed the limit of {MAX_TENSORS}")
+
+
+def _checked_records(entries: list, data_size: int) -> list:
+    """``(name, shape, codec, size)`` per tensor, after checking names, shapes and sizes."""
+    records, names, total = [], set(), 0
+    for where, name, shape, codec, size in entries:
         if not isinstance(name, str) or not name or name in names:
             raise KscFormatError(f"{where}.name must be a unique non-empty string, got {name!r}")
         names.add(name)
-        shape = entry.get("shape")
         if (
             not isinstance(shape, list)
             or len(shape) > MAX_DIMS
@@ -177,10 +219,11 @@ def _tensor_entries(header: dict, data_size: int) -> list:
         shape = tuple(shape)
         if int(np.prod(shape, dtype=np.int64)) > MAX_TENSOR_VALUES:
             raise KscFormatError(f"{where}.shape {shape} exceeds the limit of {MAX_TENSOR_VALUES} values")
-        codec = codec_from_config(entry.get("codec"))
-        size = _int_field(entry, "size", MAX_BODY_BYTES, f"{where}.size")
-        if size != codec.encoded_size(shape):
-            raise KscFormatError(f"{where}.size {size} does not fit shape {shape} with codec {codec.id!r}")
+        size = _int_value(size, MAX_BODY_BYTES, f"{where}.size")
+        try:
+            codec.check_size(shape, size)
+        except KscFormatError as error:
+            raise KscFormatError(f"{where}: {error}") from None
         total += size
         records.append((name, shape, codec, size))
     if total != data_size:
@@ -238,8 +281,7 @@ def _field(mapping: dict, key: str, kind: type):
     return value
 
 
-def _int_field(mapping: dict, key: str, limit: int, label: str) -> int:
-    value = mapping.get(key)
+def _int_value(value, limit: int, label: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
         raise KscFormatError(f"{label} must be an integer in [0, {limit}], got {value!r}")
     return value

@@ -13,7 +13,7 @@ import zlib
 import msgpack
 import zstandard
 
-from .container import HEADER_SIZE, MAGIC, PREAMBLE, TRAILER
+from .container import HEADER_SIZE, MAGIC, PREAMBLE, TRAILER, VERSION
 
 
 def reseal(framed: bytes) -> bytes:
@@ -30,7 +30,7 @@ def unpack_raw(data: bytes) -> tuple[tuple[int, int], dict, bytes]:
     return (major, minor), header, body[HEADER_SIZE.size + size :]
 
 
-def pack_raw(header, tensors: bytes, version: tuple[int, int] = (1, 0), header_size: int | None = None) -> bytes:
+def pack_raw(header, tensors: bytes, version: tuple[int, int] = VERSION, header_size: int | None = None) -> bytes:
     """A sealed file around any msgpack-able ``header`` and ``tensors``; ``header_size`` may lie."""
     header_bytes = msgpack.packb(header, use_bin_type=True)
     declared = len(header_bytes) if header_size is None else header_size

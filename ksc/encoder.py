@@ -16,7 +16,7 @@ import trimesh
 from ksc import __version__
 from ksc.config import EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
-from ksc.format import Container, RowUniformCodec, TensorRecord, UniformCodec, write_container
+from ksc.format import ArithmeticUniformCodec, Container, TensorRecord, UniformCodec, write_container
 from ksc.model import KeySphereNet
 from ksc.normalize import Transform
 from ksc.quantize import quantization_aware_finetune
@@ -30,7 +30,8 @@ DOMAIN_BOUND = 1.05
 """Half-size of the box the network is trained and decoded in: the mesh fills
 [-1, 1]^3, and the margin lets marching cubes close surfaces that touch it."""
 
-FLOAT16_SAFE = 6e4  # row quantization parameters are float16
+DIVERGED_MAGNITUDE = 6e4
+"""A trained weight this large means the training diverged (they are O(1))."""
 QAT_LR_FACTOR = 0.1
 """Quantization-aware fine-tuning starts at this share of the training's peak learning rate."""
 MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
@@ -201,8 +202,8 @@ def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.
 
 
 def _quantized_record(name: str, values: np.ndarray, bits: int) -> TensorRecord:
-    """Per-row quantization for matrices, per-tensor for vectors."""
-    if not np.all(np.isfinite(values)) or np.abs(values).max() > FLOAT16_SAFE:
+    """One step per tensor, range-coded integers (the codec :func:`ksc.quantize.fake_quantize` mirrors)."""
+    if not np.all(np.isfinite(values)) or np.abs(values).max() > DIVERGED_MAGNITUDE:
         raise KscInputError(f"training diverged: tensor {name!r} has non-finite or huge values (try a lower learning rate)")
-    codec = RowUniformCodec(bits) if values.ndim == 2 else UniformCodec.fit(values, bits)
+    codec = ArithmeticUniformCodec(bits)
     return TensorRecord(name, values.shape, codec, codec.encode(values))

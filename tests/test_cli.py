@@ -8,6 +8,7 @@ import trimesh
 from click.testing import CliRunner
 
 from ksc.cli.main import main
+from ksc.format import VERSION
 
 from .conftest import assert_same_mesh, make_torus
 
@@ -51,7 +52,7 @@ def test_info_text_and_json(encoded):
     _, target, _ = encoded
     runner = CliRunner()
     text = runner.invoke(main, ["info", str(target)])
-    assert text.exit_code == 0 and "format_version: 1.0" in text.output
+    assert text.exit_code == 0 and f"format_version: {VERSION[0]}.{VERSION[1]}" in text.output
     report = json.loads(runner.invoke(main, ["info", "--json", str(target)]).output)
     assert report["spheres"] == 32
     assert report["model"]["layers"] == 4
@@ -92,7 +93,7 @@ def test_verify_reports_each_file_and_fails_if_any_does(encoded, tmp_path):
     _, target, _ = encoded
     result = CliRunner().invoke(main, ["verify", str(target)])
     assert result.exit_code == 0
-    assert result.output.startswith(f"{target}: ok (format 1.0, {target.stat().st_size} bytes, 32 spheres")
+    assert result.output.startswith(f"{target}: ok (format {VERSION[0]}.{VERSION[1]}, {target.stat().st_size} bytes, 32 spheres")
     broken = tmp_path / "broken.ksc"
     broken.write_bytes(target.read_bytes()[:-1])
     result = CliRunner().invoke(main, ["verify", str(target), str(broken)])

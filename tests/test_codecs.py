@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from ksc.errors import KscFormatError
-from ksc.format import RowUniformCodec, UniformCodec, codec_from_config
+from ksc.format import ArithmeticUniformCodec, RowUniformCodec, UniformCodec, codec_from_config
+from ksc.format.codecs import STEP_EXPONENT_OFFSET
 
 
 @pytest.mark.parametrize("bits", [4, 8, 12])
@@ -40,7 +41,13 @@ def test_per_axis_ranges_for_spheres():
 
 
 @pytest.mark.parametrize(
-    "codec", [UniformCodec.fit(np.arange(5.0), 6), RowUniformCodec(8), UniformCodec.over_range(10, [0, 1], [1, 3], axis=0)]
+    "codec",
+    [
+        UniformCodec.fit(np.arange(5.0), 6),
+        RowUniformCodec(8),
+        UniformCodec.over_range(10, [0, 1], [1, 3], axis=0),
+        ArithmeticUniformCodec(7),
+    ],
 )
 def test_configs_round_trip(codec):
     assert codec_from_config(codec.to_config()).to_config() == codec.to_config()
@@ -52,6 +59,8 @@ def test_configs_round_trip(codec):
         ({"id": "lz-magic"}, "unknown tensor codec"),
         ({"id": "uniform_rows", "bits": 40}, "bits"),
         ({"id": "uniform_rows", "bits": 8, "extra": 1}, "bad fields"),
+        ({"id": "uniform_ac", "bits": 0}, "bits"),
+        ({"id": "uniform_ac"}, "bad fields"),
         ({"id": "uniform", "bits": 8, "axis": None, "low": [0.0], "step": [0.0]}, "non-positive"),
         ({"id": "uniform", "bits": 8, "axis": None, "low": [0.0, 1.0], "step": [1.0, 1.0]}, "exactly one"),
         ("uniform", "map"),
@@ -60,3 +69,47 @@ def test_configs_round_trip(codec):
 def test_bad_codec_configs_are_rejected(config, message):
     with pytest.raises(KscFormatError, match=message):
         codec_from_config(config)
+
+
+@pytest.mark.parametrize("bits", [4, 8, 12])
+def test_arithmetic_codec_error_is_at_most_half_its_step(bits):
+    values = np.random.default_rng(1).laplace(size=(32, 32)).astype(np.float32)
+    codec = ArithmeticUniformCodec(bits)
+    data = codec.encode(values)
+    codec.check_size(values.shape, len(data))
+    step = float(np.frombuffer(data[:4], dtype="<f4")[0])
+    rms = np.sqrt(np.mean(values.astype(np.float64) ** 2))
+    assert step == pytest.approx(rms * 2 ** (STEP_EXPONENT_OFFSET - bits), rel=1e-6)
+    assert np.abs(codec.decode(data, values.shape) - values).max() <= step / 2 * (1 + 1e-5)
+
+
+def test_arithmetic_codec_spends_bytes_on_spread_not_on_range():
+    # An 8-sigma outlier (trained weights have them) stretches a min-max range by ~40 %;
+    # the RMS step, and so the size, hardly move.
+    values = np.random.default_rng(2).normal(size=1024)
+    with_outlier = values.copy()
+    with_outlier[0] = 8.0
+    codec = ArithmeticUniformCodec(8)
+    plain, stretched = len(codec.encode(values)), len(codec.encode(with_outlier))
+    # Gaussian values at step sigma / 64 carry 6 + log2(sqrt(2 pi e)) = 8.05 bits each; allow 7 % coder overhead.
+    assert plain < 1024 * 8.05 * 1.07 / 8
+    assert abs(stretched - plain) < 0.02 * plain
+
+
+def test_arithmetic_codec_zero_tensor_is_exact():
+    codec = ArithmeticUniformCodec(8)
+    zeros = np.zeros((4, 4), dtype=np.float32)
+    assert np.array_equal(codec.decode(codec.encode(zeros), (4, 4)), zeros)
+
+
+@pytest.mark.parametrize("step", [0.0, -1.0, np.inf, np.nan])
+def test_arithmetic_codec_rejects_a_bad_stored_step(step):
+    data = np.array([step], dtype="<f4").tobytes() + b"\x12\x34"
+    with pytest.raises(KscFormatError, match="step"):
+        ArithmeticUniformCodec(8).decode(data, (3,))
+
+
+@pytest.mark.parametrize("size", [0, 3, 4 + 90 * 6 + 1])
+def test_arithmetic_codec_rejects_impossible_sizes(size):
+    with pytest.raises(KscFormatError, match="impossible"):
+        ArithmeticUniformCodec(8).check_size((2, 3), size)

@@ -5,17 +5,31 @@ import numpy as np
 import pytest
 
 from ksc.errors import KscFormatError
-from ksc.format import Container, RowUniformCodec, TensorRecord, UniformCodec, read_container, write_container
+from ksc.format import (
+    VERSION,
+    ArithmeticUniformCodec,
+    Container,
+    RowUniformCodec,
+    TensorRecord,
+    UniformCodec,
+    read_container,
+    write_container,
+)
 from ksc.format.container import MAGIC, MAX_BODY_BYTES
 
 
 def sample_container() -> Container:
     rng = np.random.default_rng(0)
-    weight, bias = rng.normal(size=(6, 4)), rng.normal(size=6)
-    row, flat = RowUniformCodec(8), UniformCodec.fit(bias, 8)
+    weight, bias, other = rng.normal(size=(6, 4)), rng.normal(size=6), rng.normal(size=(3, 3))
+    row, flat, coded = RowUniformCodec(8), UniformCodec.fit(bias, 8), ArithmeticUniformCodec(8)
     return Container(
         meta={"model": {"width": 6}, "transform": {"center": [0.0, 1.0, 2.0], "scale": 3.0}},
-        tensors=[TensorRecord("w", (6, 4), row, row.encode(weight)), TensorRecord("b", (6,), flat, flat.encode(bias))],
+        tensors=[
+            TensorRecord("w", (6, 4), row, row.encode(weight)),
+            TensorRecord("b", (6,), flat, flat.encode(bias)),
+            TensorRecord("v", (3, 3), coded, coded.encode(other)),
+            TensorRecord("u", (6,), coded, coded.encode(bias)),
+        ],
     )
 
 
@@ -29,7 +43,7 @@ def test_round_trip_is_bit_exact():
     parsed = read_container(data)
     assert write_container(parsed) == data
     assert parsed.meta == sample_container().meta
-    assert [t.name for t in parsed.tensors] == ["w", "b"]
+    assert [t.name for t in parsed.tensors] == ["w", "b", "v", "u"]
     assert parsed.sizes["file"] == len(data)
     original = sample_container().tensor_map()
     for name, values in parsed.tensor_map().items():
@@ -38,20 +52,20 @@ def test_round_trip_is_bit_exact():
 
 def test_starts_with_magic_and_version():
     data = write_container(sample_container())
-    assert data[:4] == MAGIC and data[4:6] == bytes([1, 0])
+    assert data[:4] == MAGIC and data[4:6] == bytes(VERSION)
 
 
 def test_future_major_version_is_rejected_with_the_versions_read():
     data = bytearray(write_container(sample_container()))
-    data[4] = 2
-    with pytest.raises(KscFormatError, match=r"version 2\.0 is not supported; this ksc reads 1\.x"):
+    data[4] = 3
+    with pytest.raises(KscFormatError, match=r"version 3\.0 is not supported; this ksc reads 1\.x, 2\.x"):
         read_container(reseal(bytes(data[:-4])))
 
 
 def test_newer_minor_version_is_read():
     data = bytearray(write_container(sample_container()))
     data[5] = 7
-    assert read_container(reseal(bytes(data[:-4]))).version == (1, 7)
+    assert read_container(reseal(bytes(data[:-4]))).version == (VERSION[0], 7)
 
 
 @pytest.mark.parametrize("cut", [0, 3, 6, 10, -5, -1])

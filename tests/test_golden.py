@@ -8,15 +8,16 @@ import pytest
 import trimesh
 
 from ksc.decoder import decode_mesh, load_model
-from ksc.format import read_container
+from ksc.format import VERSION, read_container
 from ksc.metrics import compare_meshes
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(GOLDEN.glob("v*/*.ksc"))
 
 
-def test_golden_files_exist():
-    assert any(path.parent.name == "v1.0" for path in CASES)
+def test_golden_files_exist_for_every_version_written():
+    current = "v{}.{}".format(*VERSION)
+    assert {"v1.0", current} <= {path.parent.name for path in CASES}
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -33,10 +34,11 @@ def test_golden_file_decodes_as_recorded(path):
     assert mesh.volume == pytest.approx(expected["decoded_volume"], rel=0.02)
 
 
-def test_golden_torus_still_looks_like_a_torus():
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_golden_torus_still_looks_like_a_torus(path):
     from .golden.regenerate import golden_torus
 
-    mesh = decode_mesh((GOLDEN / "v1.0" / "torus.ksc").read_bytes(), 64)
+    mesh = decode_mesh(path.read_bytes(), 64)
     error = compare_meshes(golden_torus(), mesh)
     assert error.iou > 0.85
     assert isinstance(mesh, trimesh.Trimesh) and mesh.is_watertight

@@ -18,10 +18,13 @@ from hypothesis import strategies as st
 
 from ksc.decoder import verify
 from ksc.errors import KscFormatError
-from ksc.format.container import MAGIC, MAX_FILE_BYTES, PREAMBLE
+from ksc.format.container import MAGIC, MAX_FILE_BYTES, PREAMBLE, READABLE_MAJORS, VERSION
 from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw
 
-GOLDEN = (Path(__file__).resolve().parent / "golden" / "v1.0" / "torus.ksc").read_bytes()
+GOLDEN_FOLDER = Path(__file__).resolve().parent / "golden"
+GOLDEN = (GOLDEN_FOLDER / "v{}.{}".format(*VERSION) / "torus.ksc").read_bytes()
+EVERY_GOLDEN = sorted(GOLDEN_FOLDER.glob("v*/*.ksc"))
+READS = ", ".join(f"{major}.x" for major in READABLE_MAJORS)
 PEAK_BYTES = 64 * 1024 * 1024
 PROPERTY = settings(
     max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -50,13 +53,15 @@ def only_format_errors(data: bytes) -> None:
 def test_golden_file_passes_and_packing_helper_is_faithful():
     verify(GOLDEN)
     header, tensors = golden_parts()
-    verify(pack_raw(header, tensors))
+    verify(pack_raw(header, tensors, VERSION))
 
 
-def test_truncation_at_every_offset_is_rejected():
-    for cut in range(len(GOLDEN)):
+@pytest.mark.parametrize("path", EVERY_GOLDEN, ids=lambda path: path.parent.name)
+def test_truncation_at_every_offset_is_rejected(path):
+    data = path.read_bytes()
+    for cut in range(len(data)):
         with pytest.raises(KscFormatError):
-            verify(GOLDEN[:cut])
+            verify(data[:cut])
 
 
 def test_bytes_after_the_body_are_rejected():
@@ -80,7 +85,7 @@ def test_random_bytes(data):
 @PROPERTY
 @given(st.binary(max_size=2048))
 def test_random_bytes_behind_a_valid_preamble_and_checksum(payload):
-    only_format_errors(reseal(MAGIC + bytes([1, 0]) + payload))
+    only_format_errors(reseal(MAGIC + bytes(VERSION) + payload))
 
 
 @PROPERTY
@@ -131,7 +136,7 @@ def test_absurd_header_values(replacements):
             node[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier replacement removed this path
-    only_format_errors(pack_raw(header, TENSORS))
+    only_format_errors(pack_raw(header, TENSORS, VERSION))
 
 
 @PROPERTY
@@ -141,15 +146,25 @@ def test_absurd_header_values(replacements):
 )
 def test_absurd_tensor_shapes(index, shape):
     header = copy.deepcopy(HEADER)
-    header["tensors"][index]["shape"] = shape
-    only_format_errors(pack_raw(header, TENSORS))
+    header["tensors"][index][1] = shape  # [name, shape, codec index, size]
+    only_format_errors(pack_raw(header, TENSORS, VERSION))
+
+
+@settings(PROPERTY, max_examples=60)  # each case range-decodes the whole network (~0.3 s)
+@given(st.lists(st.integers(0, len(TENSORS) * 8 - 1), min_size=1, max_size=8, unique=True))
+def test_bit_flips_in_the_tensor_bytes_behind_a_valid_frame(positions):
+    # Reaches the range decoder and the float32 steps with corrupted input.
+    corrupted = bytearray(TENSORS)
+    for position in positions:
+        corrupted[position // 8] ^= 1 << (position % 8)
+    only_format_errors(pack_raw(HEADER, bytes(corrupted), VERSION))
 
 
 @PROPERTY
 @given(st.integers(min_value=0, max_value=2**32 - 1).filter(lambda n: n != HEADER_BYTES), st.binary(max_size=64))
 def test_absurd_header_length(declared, rest):
     with pytest.raises(KscFormatError):
-        verify(pack_raw(HEADER, rest, header_size=declared))
+        verify(pack_raw(HEADER, rest, VERSION, header_size=declared))
 
 
 @PROPERTY
@@ -157,8 +172,11 @@ def test_absurd_header_length(declared, rest):
 def test_versions(major, minor):
     header, tensors = golden_parts()
     data = pack_raw(header, tensors, (major, minor))
-    if major == 1:
+    if major == VERSION[0]:
         verify(data)  # any minor of a known major is read
+    elif major in READABLE_MAJORS:
+        with pytest.raises(KscFormatError):  # read, as an older layout, and found wrong
+            verify(data)
     else:
-        with pytest.raises(KscFormatError, match=f"version {major}.{minor} is not supported; this ksc reads 1.x"):
+        with pytest.raises(KscFormatError, match=f"version {major}.{minor} is not supported; this ksc reads {READS}"):
             verify(data)
