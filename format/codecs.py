@@ -12,6 +12,9 @@ All are lossy uniform quantizers.
 * ``uniform_ac``: ``value = q * step`` with one float32 ``step`` per tensor
   and signed ``q`` range-coded (:mod:`ksc.format.rangecoder`); format 2.0's
   weights. Its size depends on the values, so it has no fixed size per shape.
+* ``sorted_uniform_ac``: ``uniform`` per column of a 2-D tensor whose row
+  order carries no meaning (the key spheres): rows are stored sorted, the
+  first column as differences, everything range-coded; format 2.0's spheres.
 """
 
 from __future__ import annotations
@@ -237,10 +240,71 @@ class ArithmeticUniformCodec:
         return (q.reshape(shape) * step).astype(np.float32)
 
 
-CODECS = {UniformCodec.id: UniformCodec, RowUniformCodec.id: RowUniformCodec, ArithmeticUniformCodec.id: ArithmeticUniformCodec}
+class SortedUniformCodec(UniformCodec):
+    """Per-column uniform quantizer for a set of rows: sorted, delta-coded, range-coded.
+
+    The network sums over its spheres, so their order is free; sorted rows
+    make the first column a slowly rising sequence whose differences are
+    small. Decoding returns the rows in sorted order (the encoder sorts the
+    spheres before training, so the network sees that order too). On the
+    default meshes 128 spheres cost ~400 bytes instead of ~720 (12-bit codes
+    through zstandard).
+    """
+
+    id = "sorted_uniform_ac"
+
+    def __init__(self, bits: int, low, step):
+        super().__init__(bits, low, step, axis=1)
+
+    @classmethod
+    def over_range(cls, bits: int, low, high) -> SortedUniformCodec:
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        return cls(bits, low, _fit_step(low, high, bits))
+
+    def to_config(self) -> dict:
+        return {"id": self.id, "bits": self.bits, "low": self.low.tolist(), "step": self.step.tolist()}
+
+    def _columns(self, shape: tuple[int, ...]) -> int:
+        if len(shape) != 2 or shape[1] != len(self.low):
+            raise KscFormatError(f"codec {self.id!r} has {len(self.low)} columns, tensor shape is {shape}")
+        return shape[1]
+
+    def check_size(self, shape: tuple[int, ...], size: int) -> None:
+        self._columns(shape)
+        count = int(np.prod(shape, dtype=np.int64))
+        if not 0 <= size <= ArithmeticUniformCodec._max_bytes_per_value * count or count > max_values(size):
+            raise KscFormatError(f"size {size} is impossible for shape {shape} with codec {self.id!r}")
+
+    def sort(self, values: np.ndarray) -> np.ndarray:
+        """``values`` with their rows in the order the file stores them (lexicographic by the quantized columns)."""
+        q = self._integers(values)
+        return np.asarray(values)[np.lexsort(q[:, ::-1].T)]
+
+    def _integers(self, values: np.ndarray) -> np.ndarray:
+        self._columns(values.shape)
+        low, step = self._broadcast(values.shape)
+        return _quantize(np.asarray(values, dtype=np.float64), low, step, self.bits).astype(np.int64)
+
+    def encode(self, values: np.ndarray) -> bytes:
+        q = self._integers(values)
+        q = q[np.lexsort(q[:, ::-1].T)]
+        q[:, 0] = np.diff(q[:, 0], prepend=0)
+        return encode_integers(q.T.reshape(-1))
+
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        self.check_size(shape, len(data))
+        q = decode_integers(data, int(np.prod(shape, dtype=np.int64))).reshape(shape[1], shape[0]).T.copy()
+        q[:, 0] = np.cumsum(q[:, 0])
+        if q.min(initial=0) < 0 or q.max(initial=0) > 2**self.bits - 1:
+            raise KscFormatError(f"codec {self.id!r} decodes integers outside [0, 2**{self.bits} - 1]")
+        low, step = self._broadcast(shape)
+        return (low + q * step).astype(np.float32)
 
 
-def codec_from_config(config) -> UniformCodec | RowUniformCodec | ArithmeticUniformCodec:
+CODECS = {codec.id: codec for codec in (UniformCodec, RowUniformCodec, ArithmeticUniformCodec, SortedUniformCodec)}
+
+
+def codec_from_config(config) -> UniformCodec | RowUniformCodec | ArithmeticUniformCodec | SortedUniformCodec:
     """Rebuild a codec from its config; unknown ids or fields raise KscFormatError."""
     if not isinstance(config, dict) or "id" not in config:
         raise KscFormatError("tensor codec must be a map with an 'id'")

@@ -16,7 +16,7 @@ import trimesh
 from ksc import __version__
 from ksc.config import EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
-from ksc.format import ArithmeticUniformCodec, Container, TensorRecord, UniformCodec, write_container
+from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
 from ksc.model import KeySphereNet
 from ksc.normalize import Transform
 from ksc.quantize import quantization_aware_finetune
@@ -59,7 +59,7 @@ class TrainedMesh:
     model: KeySphereNet
     samples: SdfSamples
     transform: Transform
-    sphere_codec: UniformCodec
+    sphere_codec: SortedUniformCodec
     options: EncodeOptions
     device: torch.device
     source: dict
@@ -193,10 +193,10 @@ def encode_mesh(
     )
 
 
-def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.ndarray, UniformCodec]:
-    """Key spheres already rounded to what the file stores, so training sees the decoder's input."""
+def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.ndarray, SortedUniformCodec]:
+    """Key spheres already rounded to what the file stores, and in its order, so training sees the decoder's input."""
     spheres = extract_key_spheres(signed_distance, count)
-    codec = UniformCodec.over_range(SPHERE_BITS, SPHERE_RANGE[0], SPHERE_RANGE[1], axis=1)
+    codec = SortedUniformCodec.over_range(SPHERE_BITS, SPHERE_RANGE[0], SPHERE_RANGE[1])
     spheres = np.clip(spheres, SPHERE_RANGE[0], SPHERE_RANGE[1])
     return codec.decode(codec.encode(spheres), spheres.shape), codec
 
