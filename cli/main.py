@@ -21,6 +21,7 @@ from ksc.config import (
     MIN_RESOLUTION,
     PRESET_SIZES,
     PRESETS,
+    WEIGHTINGS,
     EncodeOptions,
 )
 from ksc.errors import KscError
@@ -81,6 +82,13 @@ def _read_bytes(path: str) -> bytes:
     help="Sphere features: direct (DPFE, 4->29 layer) or latent (LPFE, trained 29-vectors per sphere).",
 )
 @click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True)
+@click.option(
+    "--weighting",
+    type=click.Choice(WEIGHTINGS),
+    default=DEFAULTS.model.weighting,
+    show_default=True,
+    help="How spheres weigh on a point: paper (d / sum d, eq. 3) or nearer-is-heavier (d^-1, d^-2).",
+)
 @click.option("--steps", default=DEFAULTS.train.steps, show_default=True, help="Training steps.")
 @click.option(
     "--time-budget",
@@ -119,6 +127,7 @@ def encode(
     width,
     features,
     activation,
+    weighting,
     steps,
     time_budget,
     batch_size,
@@ -141,7 +150,9 @@ def encode(
     from ksc.encoder import encode_mesh
 
     options = EncodeOptions(
-        model=ModelConfig(features=features, spheres=spheres, layers=layers, width=width, activation=activation),
+        model=ModelConfig(
+            features=features, spheres=spheres, layers=layers, width=width, activation=activation, weighting=weighting
+        ),
         train=TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, time_budget=time_budget),
         samples=samples,
         weight_bits=bits if bits is not None else PRESETS[preset],

@@ -8,6 +8,7 @@ from ksc.errors import KscInputError
 
 FEATURE_BRANCHES = ("direct", "latent")
 ACTIVATION_NAMES = ("silu", "relu")
+WEIGHTINGS = ("paper", "inverse", "inverse_square")
 DEFAULT_RESOLUTION = 256
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
@@ -23,12 +24,15 @@ class ModelConfig:
     layers: int = 6
     width: int = 32
     activation: str = "silu"
+    weighting: str = "paper"
 
     def __post_init__(self):
         if self.features not in FEATURE_BRANCHES:
             raise KscInputError(f"features must be one of {FEATURE_BRANCHES}, got {self.features!r}")
         if self.activation not in ACTIVATION_NAMES:
             raise KscInputError(f"activation must be one of {ACTIVATION_NAMES}, got {self.activation!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise KscInputError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         for name, low, high in (("spheres", 1, 4096), ("layers", 1, 32), ("width", 1, 1024)):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:

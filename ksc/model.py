@@ -26,6 +26,8 @@ from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
 
 FEATURE_DIM = 29
+MIN_DISTANCE = 1e-3
+"""``d`` is at least twice the radius; this bound only matters for a sphere of radius ~0."""
 ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
 
 
@@ -74,12 +76,22 @@ class KeySphereNet(nn.Module):
             return torch.relu(self.sphere_layer(self.spheres))
         return self.latents
 
-    def forward(self, points: torch.Tensor) -> torch.Tensor:
-        """Predicted signed distance (N,) at ``points`` (N, 3)."""
+    def sphere_weights(self, points: torch.Tensor) -> torch.Tensor:
+        """Weights (N, M) of the spheres for ``points`` (N, 3); each row sums to 1.
+
+        ``paper``: ``d / sum d`` (eq. 3 as printed: farther spheres weigh more);
+        ``inverse`` and ``inverse_square``: ``d**-1`` or ``d**-2``, normalized
+        (nearer spheres weigh more, so a sphere's feature acts locally).
+        """
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
         d = torch.cdist(points, centres) + 2.0 * radii
-        weights = d / d.sum(dim=1, keepdim=True)
-        h = torch.cat([points, weights @ self.sphere_features()], dim=1)
+        if self.config.weighting != "paper":
+            d = d.clamp_min(MIN_DISTANCE).pow(-1.0 if self.config.weighting == "inverse" else -2.0)
+        return d / d.sum(dim=1, keepdim=True)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """Predicted signed distance (N,) at ``points`` (N, 3)."""
+        h = torch.cat([points, self.sphere_weights(points) @ self.sphere_features()], dim=1)
         activation = ACTIVATIONS[self.config.activation]
         for layer in self.hidden:
             h = activation(layer(h))

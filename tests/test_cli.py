@@ -218,7 +218,7 @@ def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
     help_text = runner.invoke(main, ["encode", "--help"]).output
-    for option in ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "-q"):
+    for option in ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "--weighting", "-q"):
         assert option in help_text
 
 

@@ -28,8 +28,17 @@ def test_forward_shape_and_paper_weights_sum_to_one():
     points = torch.rand(10, 3)
     assert model(points).shape == (10,)
     d = torch.cdist(points, spheres[:, :3]) + 2 * spheres[:, 3]
-    weights = d / d.sum(1, keepdim=True)
-    assert torch.allclose(weights.sum(1), torch.ones(10))
+    assert torch.allclose(model.sphere_weights(points), d / d.sum(1, keepdim=True))
+
+
+@pytest.mark.parametrize("weighting", ["inverse", "inverse_square"])
+def test_inverse_weightings_favour_the_nearer_sphere(weighting):
+    spheres = torch.tensor([[0.0, 0.0, 0.0, 0.1], [0.8, 0.0, 0.0, 0.1]])
+    paper = KeySphereNet(ModelConfig(spheres=2, layers=1, width=4), spheres)
+    near = KeySphereNet(ModelConfig(spheres=2, layers=1, width=4, weighting=weighting), spheres)
+    point = torch.tensor([[0.05, 0.0, 0.0]])  # beside the first sphere's centre
+    assert paper.sphere_weights(point)[0, 0] < 0.5 < near.sphere_weights(point)[0, 0]
+    assert torch.allclose(near.sphere_weights(torch.rand(7, 3)).sum(1), torch.ones(7))
 
 
 def test_stored_tensors_load_by_name_and_check_shapes():
@@ -47,14 +56,16 @@ def test_stored_tensors_load_by_name_and_check_shapes():
         b.load_stored_tensors(tensors)
 
 
-@pytest.mark.parametrize("field,value", [("spheres", 0), ("layers", 100), ("width", "32"), ("features", "x")])
+@pytest.mark.parametrize(
+    "field,value", [("spheres", 0), ("layers", 100), ("width", "32"), ("features", "x"), ("weighting", "nearest")]
+)
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(KscInputError, match=field):
         ModelConfig(**{field: value})
 
 
 def test_config_round_trips():
-    config = ModelConfig(features="latent", spheres=7, layers=3, width=9, activation="relu")
+    config = ModelConfig(features="latent", spheres=7, layers=3, width=9, activation="relu", weighting="inverse")
     assert ModelConfig.from_dict(config.to_dict()) == config
 
 
