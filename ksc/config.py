@@ -107,8 +107,8 @@ class EncodeOptions:
 
 PRESETS = {"small": 6, "default": 8, "high": 10}
 """Preset name -> bits per stored weight; the network and its training are the same."""
-PRESET_SIZES = {"small": "~7.5 KB", "default": "~8.7 KB", "high": "~12 KB"}
-"""Median file sizes of the presets over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md: 7493, 8681, 11944 bytes)."""
+PRESET_SIZES = {"small": "~5.8 KB", "default": "~7.5 KB", "high": "~9.1 KB"}
+"""Median file sizes of the presets over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md: 5767, 7451, 9134 bytes)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
