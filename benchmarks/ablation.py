@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
 from ksc.config import EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
 
 
 def save(rows: list[dict], machine: str, name: str) -> None:
-    command = "python benchmarks/ablation.py " + " ".join(sys.argv[1:])
+    command = command_line()
     summary_columns = [
         ("variant", "variant", "s"),
         ("meshes", "meshes", "d"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
 from ksc.config import DEFAULT_RESOLUTION, EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -95,7 +95,7 @@ def save(rows: list[dict], args, device) -> tuple[Path, Path]:
     done = [r for r in rows if "ksc_bytes" in r]
     summary = {key: statistics.median(r[key] for r in done) for key in MEDIANS} if done else {}
     machine = machine_description(device)
-    command = "python benchmarks/codec.py " + " ".join(sys.argv[1:])
+    command = command_line()
     markdown = "\n".join(
         [
             f"# ksc codec benchmark (default settings, decode at {args.resolution}^3)",

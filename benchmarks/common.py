@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,11 @@ def run_measured(argv: list[str]) -> dict:
         "seconds": time.monotonic() - start,
         "peak_mib": peak_kib / 1024 if peak_kib else None,
     }
+
+
+def command_line() -> str:
+    """How this benchmark was run, quoted so that it can be pasted back into a shell."""
+    return "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
 
 
 def shared_meshes(folder: Path = SHARED_MESHES) -> list[Path]:

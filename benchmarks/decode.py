@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     CACHE,
     SHARED_MESHES,
+    command_line,
     machine_description,
     markdown_table,
     run_measured,
@@ -167,7 +168,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def save(rows, args, machine, threads) -> None:
     summary = summarize(rows)
-    command = "python benchmarks/decode.py " + " ".join(a for a in sys.argv[1:])
+    command = command_line()
     summary_columns = [
         ("resolution", "grid", "d"),
         ("mode", "mode", "s"),

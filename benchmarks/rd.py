@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, RESULTS, SHARED_MESHES, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import CACHE, RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
 from ksc.config import EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -223,7 +223,7 @@ def main(argv=None) -> None:
 def save(rows, args, machine) -> None:
     summary = verdicts(rows, args.bits)
     name = f"rd-{args.suffix}" if args.suffix else "rd"
-    command = "python benchmarks/rd.py " + " ".join(sys.argv[1:])
+    command = command_line()
     summary_columns = [
         ("setting", "setting", "s"),
         ("meshes", "meshes", "d"),
