@@ -52,6 +52,8 @@ VARIANTS = {
     "LPFE latents, 64 spheres": _variant(model_features="latent", model_spheres=64),
     "25 % uniform samples (default 10 %)": _variant(uniform_share=0.25),
     "40 % uniform samples": _variant(uniform_share=0.40),
+    "7-bit, width 36 (about the default's bytes)": _variant(weight_bits=7, model_width=36),
+    "7-bit, 7 layers (about the default's bytes)": _variant(weight_bits=7, model_layers=7),
     "inverse weighting (d^-1)": _variant(model_weighting="inverse"),
     "inverse-square weighting (d^-2)": _variant(model_weighting="inverse_square"),
 }
