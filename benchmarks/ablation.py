@@ -56,6 +56,7 @@ VARIANTS = {
     "7-bit, 7 layers (about the default's bytes)": _variant(weight_bits=7, model_layers=7),
     "inverse weighting (d^-1)": _variant(model_weighting="inverse"),
     "inverse-square weighting (d^-2)": _variant(model_weighting="inverse_square"),
+    "pysdf distances (approximate, ksc 0.3)": _variant(distance="pysdf"),
 }
 
 

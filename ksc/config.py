@@ -9,6 +9,7 @@ from ksc.errors import KscInputError
 FEATURE_BRANCHES = ("direct", "latent")
 ACTIVATION_NAMES = ("silu", "relu")
 WEIGHTINGS = ("paper", "inverse", "inverse_square")
+DISTANCES = ("exact", "pysdf")  # ksc.sampling.DISTANCE_BACKENDS, named here so that the CLI need not import pysdf
 DEFAULT_RESOLUTION = 256
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
@@ -67,7 +68,9 @@ class EncodeOptions:
     training, at ``weight_bits`` (see :mod:`ksc.quantize`); 0 skips them.
     ``uniform_share`` is the share of training points drawn uniformly in the
     box (the rest lie near the surface); None picks it from the step count,
-    see :meth:`sample_uniform_share`.
+    see :meth:`sample_uniform_share`. ``distance`` names where the training
+    distances come from (:class:`ksc.sampling.SignedDistance`): ``exact`` or
+    the faster, approximate ``pysdf``.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -76,6 +79,7 @@ class EncodeOptions:
     weight_bits: int = 8
     qat_steps: int = 1500
     uniform_share: float | None = None
+    distance: str = "exact"
     seed: int = 0
 
     def __post_init__(self):
@@ -85,6 +89,8 @@ class EncodeOptions:
             raise KscInputError(f"quantization-aware steps must be in [0, 1000000], got {self.qat_steps}")
         if self.uniform_share is not None and not 0.0 <= self.uniform_share <= 0.9:
             raise KscInputError(f"uniform share of the samples must be in [0, 0.9], got {self.uniform_share}")
+        if self.distance not in DISTANCES:
+            raise KscInputError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
         if not 1000 <= self.samples <= 20_000_000:
             raise KscInputError(f"samples must be in [1000, 20000000], got {self.samples}")
         if self.train.steps < 1 or self.train.batch_size < 1:

@@ -99,6 +99,7 @@ class TrainedMesh:
                 "seed": self.options.seed,
                 "steps": self.options.train.steps,
                 "qat_steps": steps,
+                "distance": self.options.distance,
                 "final_loss": round(loss, 6) if math.isfinite(loss) else None,
             },
         }
@@ -136,7 +137,7 @@ def train_mesh(
     device = device or torch.device("cpu")
     transform = Transform.fit(mesh.vertices)
     unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
-    signed_distance = SignedDistance(unit)
+    signed_distance = SignedDistance(unit, options.distance)
     rng = np.random.default_rng(options.seed)
 
     spheres, sphere_codec = _quantized_spheres(signed_distance, options.model.spheres)

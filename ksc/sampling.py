@@ -15,7 +15,7 @@ share                   points
 The uniform share is an encoder option (``EncodeOptions.sample_uniform_share``:
 10 % for trainings of 2000 steps or more, 25 % for shorter ones); the surface
 shares keep their 2 : 1 ratio in what is left. Surface samples
-are area-weighted. Distances come from :class:`SignedDistance`.
+are area-weighted. Distances come from :class:`SignedDistance` (exact by default).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import igl
 import numpy as np
 import pysdf
 import trimesh
+
+from ksc.config import DISTANCES
 
 SAMPLE_MIX = (("near", 0.50, 0.005), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
 UNIFORM_SHARE = SAMPLE_MIX[-1][1]
@@ -58,22 +60,49 @@ class SdfSamples:
 class SignedDistance:
     """Signed distance (positive inside) to a mesh in the normalized frame.
 
-    The distance comes from pysdf (fast, approximate to ~1e-3 near edges) and
-    the sign from the generalized winding number (libigl): inside where
+    The sign comes from the generalized winding number (libigl): inside where
     |w| > 0.5. pysdf's own sign casts rays in a frame drawn from a time-seeded
     generator, so on open meshes it changes from run to run; the winding number
     is deterministic, robust on open scans and soups, and the same inside/outside
     test that :mod:`ksc.metrics` scores IoU with.
+
+    The distance is exact by default: the nearest point on any face, found
+    through libigl's AABB tree. ``backend="pysdf"`` is 2-3x faster but
+    approximate: it looks only at faces near the nearest vertices, and on the
+    training samples of the dragon 12 % of the near-surface distances were off
+    by more than 1e-3 (thingi_76277: 30 %, mean error 0.02, ten times the
+    codec's Chamfer error), so the network learnt a wrong surface there.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Mesh in the normalized frame.
+    backend : str
+        One of :data:`DISTANCES`.
     """
 
-    def __init__(self, mesh: trimesh.Trimesh):
+    def __init__(self, mesh: trimesh.Trimesh, backend: str = "exact"):
+        if backend not in DISTANCES:
+            raise ValueError(f"distance backend must be one of {DISTANCES}, got {backend!r}")
         self._vertices = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
         self._faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
-        self._distance = pysdf.SDF(self._vertices.astype(np.float32), self._faces.astype(np.uint32), robust=False)
+        if backend == "pysdf":
+            self._pysdf = pysdf.SDF(self._vertices.astype(np.float32), self._faces.astype(np.uint32), robust=False)
+        else:
+            self._tree = igl.AABB()
+            self._tree.init(self._vertices, self._faces)
+        self.backend = backend
+
+    def unsigned(self, points: np.ndarray) -> np.ndarray:
+        """Distance (N,) float32 from ``points`` (N, 3) to the surface."""
+        if self.backend == "pysdf":
+            return np.abs(np.asarray(self._pysdf(np.ascontiguousarray(points, dtype=np.float32)), dtype=np.float32))
+        squared = self._tree.squared_distance(self._vertices, self._faces, np.ascontiguousarray(points, dtype=np.float64))[0]
+        return np.sqrt(squared).astype(np.float32)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Signed distance at ``points`` (N, 3); returns (N,) float32."""
-        distance = np.abs(np.asarray(self._distance(np.ascontiguousarray(points, dtype=np.float32)), dtype=np.float32))
+        distance = self.unsigned(points)
         inside = inside_by_winding_number(self._vertices, self._faces, points)
         return np.where(inside, distance, -distance)
 

@@ -123,6 +123,17 @@ def test_presets_order_the_sizes(encoded, tmp_path):
     assert sizes["small"] < sizes["high"]
 
 
+def test_distance_backend_is_an_option_and_recorded(encoded, tmp_path):
+    source, default_target, _ = encoded
+    out = tmp_path / "pysdf.ksc"
+    args = ["encode", str(source), str(out), *QUICK, "--steps", "50", "--qat-steps", "0", "--distance", "pysdf", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    runner = CliRunner()
+    for path, distance in ((out, "pysdf"), (default_target, "exact")):
+        report = json.loads(runner.invoke(main, ["info", "--json", str(path)]).output)
+        assert report["encoder"]["distance"] == distance
+
+
 def corrupt(data: bytes) -> bytes:
     middle = bytearray(data)
     middle[len(middle) // 2] ^= 0x10
@@ -218,7 +229,8 @@ def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
     help_text = runner.invoke(main, ["encode", "--help"]).output
-    for option in ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "--weighting", "-q"):
+    options = ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "--weighting")
+    for option in (*options, "--distance", "-q"):
         assert option in help_text
 
 

@@ -1,6 +1,9 @@
 import numpy as np
+import pytest
+import trimesh
 
 from ksc.config import LONG_TRAINING_STEPS, EncodeOptions, TrainConfig
+from ksc.errors import KscInputError
 from ksc.sampling import SAMPLE_MIX, SignedDistance, sample_sdf, sample_surface
 
 
@@ -47,3 +50,26 @@ def test_default_uniform_share_follows_the_training_length():
     long_run, short_run = EncodeOptions(), EncodeOptions(train=TrainConfig(steps=LONG_TRAINING_STEPS - 1))
     assert long_run.sample_uniform_share() < short_run.sample_uniform_share()
     assert EncodeOptions(uniform_share=0.4, train=TrainConfig(steps=10)).sample_uniform_share() == 0.4
+
+
+def _box_signed_distance(points: np.ndarray, half: float) -> np.ndarray:
+    """Exact signed distance (positive inside) to the axis-aligned cube [-half, half]^3."""
+    q = np.abs(points) - half
+    return -(np.linalg.norm(np.maximum(q, 0.0), axis=1) + np.minimum(q.max(axis=1), 0.0))
+
+
+def test_exact_distance_matches_a_cube_with_large_faces():
+    # Twelve large triangles: distances near a face's middle are far from every vertex, where
+    # the approximate backend (nearest-vertex neighbourhoods) goes wrong.
+    cube = trimesh.creation.box(extents=(1.6, 1.6, 1.6))
+    points = np.random.default_rng(0).uniform(-0.9, 0.9, size=(20_000, 3))
+    truth = _box_signed_distance(points, 0.8)
+    assert np.abs(SignedDistance(cube)(points) - truth).max() < 1e-5
+    assert np.abs(SignedDistance(cube, "pysdf")(points) - truth).max() < 0.01
+
+
+def test_unknown_distance_backend_is_rejected(sphere_mesh):
+    with pytest.raises(ValueError, match="distance backend"):
+        SignedDistance(sphere_mesh, "approximate")
+    with pytest.raises(KscInputError, match="distance must be one of"):
+        EncodeOptions(distance="approximate")
