@@ -51,8 +51,8 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
-    steps: int = 12000
-    batch_size: int = 4096
+    steps: int = 24000
+    batch_size: int = 2048
     learning_rate: float = 1e-2
     time_budget: float | None = None
 
