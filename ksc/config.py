@@ -53,7 +53,7 @@ class TrainConfig:
 
     steps: int = 24000
     batch_size: int = 2048
-    learning_rate: float = 1e-2
+    learning_rate: float = 2e-2
     time_budget: float | None = None
 
     def to_dict(self) -> dict:
