@@ -113,8 +113,8 @@ class EncodeOptions:
 
 PRESETS = {"small": 6, "default": 8, "high": 10}
 """Preset name -> bits per stored weight; the network and its training are the same."""
-PRESET_SIZES = {"small": "~5.8 KB", "default": "~7.5 KB", "high": "~9.1 KB"}
-"""Median file sizes of the presets over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md: 5767, 7451, 9134 bytes)."""
+PRESET_SIZES = {"small": "~5.6 KB", "default": "~7.2 KB", "high": "~8.9 KB"}
+"""Median file sizes of the presets over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md: 5612, 7241, 8884 bytes)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
