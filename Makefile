@@ -15,6 +15,7 @@ bench: setup
 	CPATH=/usr/include/eigen3 .venv/bin/python -m pip -q install -e ".[test,bench]"
 	.venv/bin/python benchmarks/codec.py
 	.venv/bin/python benchmarks/decode.py
+	.venv/bin/python benchmarks/distance.py
 	.venv/bin/python benchmarks/rd.py
 	.venv/bin/python benchmarks/hostile_files.py
 	.venv/bin/python benchmarks/messy_inputs.py

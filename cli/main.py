@@ -105,7 +105,7 @@ def _read_bytes(path: str) -> bytes:
     type=click.Choice(DISTANCES),
     default=DEFAULTS.distance,
     show_default=True,
-    help="Training distances: exact (libigl AABB tree) or pysdf (2-5x faster to sample, approximate near large faces).",
+    help="Training distances: exact (libigl AABB tree) or pysdf (faster, approximate: worse fits on thin meshes).",
 )
 @click.option(
     "--preset",

@@ -9,7 +9,7 @@ from ksc.errors import KscInputError
 FEATURE_BRANCHES = ("direct", "latent")
 ACTIVATION_NAMES = ("silu", "relu")
 WEIGHTINGS = ("paper", "inverse", "inverse_square")
-DISTANCES = ("exact", "pysdf")  # ksc.sampling.DISTANCE_BACKENDS, named here so that the CLI need not import pysdf
+DISTANCES = ("exact", "pysdf")  # backends of ksc.sampling.SignedDistance, named here so that the CLI need not import pysdf
 DEFAULT_RESOLUTION = 256
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25

@@ -67,11 +67,12 @@ class SignedDistance:
     test that :mod:`ksc.metrics` scores IoU with.
 
     The distance is exact by default: the nearest point on any face, found
-    through libigl's AABB tree. ``backend="pysdf"`` is 2-3x faster but
-    approximate: it looks only at faces near the nearest vertices, and on the
-    training samples of the dragon 12 % of the near-surface distances were off
-    by more than 1e-3 (thingi_76277: 30 %, mean error 0.02, ten times the
-    codec's Chamfer error), so the network learnt a wrong surface there.
+    through libigl's AABB tree. ``backend="pysdf"`` is several times faster
+    but approximate: it looks only at faces near the nearest vertices, and on
+    the training samples of the dragon 12 % of the near-surface distances were
+    off by more than 1e-3 (thingi_76277: 30 %, mean error 0.02, ten times the
+    codec's Chamfer error), so the network learnt a wrong surface there
+    (``benchmarks/distance.py`` measures both).
 
     Parameters
     ----------

@@ -1,0 +1,111 @@
+"""Training distances: the exact backend against pysdf, in time and in error.
+
+For each mesh, the encoder's own training samples (default mix and seed) are
+drawn once; both backends of :class:`ksc.sampling.SignedDistance` then give
+their unsigned distance, timed, and pysdf's is compared with the exact one,
+per kind of sample (near the surface, a little further, uniform in the box).
+Writes ``benchmarks/results/distance.{json,md}``.
+Run: ``.venv/bin/python benchmarks/distance.py [--only bunny.obj ...]`` (about a minute per mesh on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+
+from ksc.config import EncodeOptions  # noqa: E402
+from ksc.encoder import DOMAIN_BOUND  # noqa: E402
+from ksc.meshio import load_mesh  # noqa: E402
+from ksc.normalize import Transform  # noqa: E402
+from ksc.sampling import SignedDistance, sample_mix, sample_sdf  # noqa: E402
+
+DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "armadillo.obj")
+OFF_BY = 1e-3
+"""A distance is counted as wrong when it is off by more than this (about half the codec's Chamfer-L1)."""
+
+
+def measure(path: Path, options: EncodeOptions) -> list[dict]:
+    mesh = load_mesh(path)
+    unit = trimesh.Trimesh(vertices=Transform.fit(mesh.vertices).to_unit(mesh.vertices), faces=mesh.faces, process=False)
+    share = options.sample_uniform_share()
+    samples = sample_sdf(unit, SignedDistance(unit), options.samples, DOMAIN_BOUND, np.random.default_rng(options.seed), share)
+    distances, seconds = {}, {}
+    for backend in ("exact", "pysdf"):
+        oracle = SignedDistance(unit, backend)
+        start = time.perf_counter()
+        distances[backend] = oracle.unsigned(samples.points)
+        seconds[backend] = time.perf_counter() - start
+    error = np.abs(distances["pysdf"].astype(np.float64) - distances["exact"])
+    rows, first = [], 0
+    for index, (kind, fraction, _) in enumerate(sample_mix(share)):
+        last = len(error) if index == len(sample_mix(share)) - 1 else first + int(round(options.samples * fraction))
+        part = error[first:last]
+        rows.append(
+            {
+                "mesh": path.name,
+                "samples": kind,
+                "points": len(part),
+                "off_share": float(np.mean(part > OFF_BY)),
+                "mean_error": float(part.mean()),
+                "p99_error": float(np.percentile(part, 99)),
+                "max_error": float(part.max()),
+                "exact_s": seconds["exact"],
+                "pysdf_s": seconds["pysdf"],
+            }
+        )
+        first = last
+    return rows
+
+
+COLUMNS = [
+    ("mesh", "mesh", "s"),
+    ("samples", "samples", "s"),
+    ("points", "points", "d"),
+    ("off_share", f"pysdf off by > {OFF_BY:g}", ".3f"),
+    ("mean_error", "mean pysdf error", ".2e"),
+    ("p99_error", "99th percentile", ".2e"),
+    ("max_error", "largest", ".2e"),
+    ("exact_s", "exact s (all samples)", ".1f"),
+    ("pysdf_s", "pysdf s (all samples)", ".1f"),
+]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=list(DEFAULT_MESHES), help="Mesh file names to run.")
+    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    args = parser.parse_args(argv)
+    import torch
+
+    options = EncodeOptions()
+    rows = []
+    for path in [p for p in shared_meshes(args.meshes) if p.name in args.only]:
+        for row in measure(path, options):
+            rows.append(row)
+            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+    machine = machine_description(torch.device("cpu"))
+    command = command_line()
+    markdown = "\n".join(
+        [
+            "# Training distances: exact (libigl AABB tree) against pysdf",
+            "",
+            f"Machine: {machine}. Command: `{command.strip()}`. The encoder's training samples",
+            f"({options.samples} points, seed {options.seed}); times are for the unsigned distance of all of them.",
+            "",
+            markdown_table(COLUMNS, rows),
+        ]
+    )
+    write_results("distance", {"machine": machine, "command": command, "rows": rows}, markdown)
+
+
+if __name__ == "__main__":
+    main()
