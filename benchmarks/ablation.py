@@ -61,7 +61,7 @@ VARIANTS = {
     "12000 steps of 4096 (ksc 0.3's length)": _variant(train_steps=12000, train_batch_size=4096),
     "32000 steps of 1024": _variant(train_batch_size=1024, train_steps=32000),
     "peak learning rate 5e-3": _variant(train_learning_rate=5e-3),
-    "peak learning rate 2e-2": _variant(train_learning_rate=2e-2),
+    "peak learning rate 1e-2 (ksc 0.3)": _variant(train_learning_rate=1e-2),
 }
 
 
