@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import igl
 import numpy as np
-import pysdf
 import trimesh
 
 from ksc.config import DISTANCES
@@ -88,6 +87,8 @@ class SignedDistance:
         self._vertices = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
         self._faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
         if backend == "pysdf":
+            import pysdf  # only this optional backend needs it
+
             self._pysdf = pysdf.SDF(self._vertices.astype(np.float32), self._faces.astype(np.uint32), robust=False)
         else:
             self._tree = igl.AABB()
