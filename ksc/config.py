@@ -55,6 +55,10 @@ class TrainConfig:
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
+    loss_clamp: float | None = None
+    """Beyond this true distance, the loss asks only for a value between it and the truth (``ksc.train.sdf_loss``)."""
+    far_floor: float = 0.0
+    """With ``loss_clamp``, far values may not fall below this share of the true distance."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +99,10 @@ class EncodeOptions:
             raise KscInputError(f"samples must be in [1000, 20000000], got {self.samples}")
         if self.train.steps < 1 or self.train.batch_size < 1:
             raise KscInputError("steps and batch size must be positive")
+        if self.train.loss_clamp is not None and not self.train.loss_clamp > 0:
+            raise KscInputError(f"loss clamp must be positive, got {self.train.loss_clamp}")
+        if not 0.0 <= self.train.far_floor <= 1.0:
+            raise KscInputError(f"far floor must be in [0, 1], got {self.train.far_floor}")
 
     def sample_uniform_share(self) -> float:
         """The uniform share used: ``uniform_share``, or by default 10 % for trainings of

@@ -79,7 +79,16 @@ class TrainedMesh:
             generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
             train = self.options.train
             loss = quantization_aware_finetune(
-                model, self.samples, bits, steps, QAT_LR_FACTOR * train.learning_rate, train.batch_size, generator, self.device
+                model,
+                self.samples,
+                bits,
+                steps,
+                QAT_LR_FACTOR * train.learning_rate,
+                train.batch_size,
+                generator,
+                self.device,
+                train.loss_clamp,
+                train.far_floor,
             )
         records = [
             TensorRecord(
@@ -103,6 +112,8 @@ class TrainedMesh:
                 "final_loss": round(loss, 6) if math.isfinite(loss) else None,
             },
         }
+        if self.options.train.loss_clamp is not None:
+            meta["encoder"].update(loss_clamp=self.options.train.loss_clamp, far_floor=self.options.train.far_floor)
         return EncodeResult(
             data=write_container(Container(meta=meta, tensors=records)),
             spheres=model.config.spheres,

@@ -22,6 +22,7 @@ from torch.func import functional_call
 
 from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
+from ksc.train import sdf_loss
 
 if TYPE_CHECKING:
     from ksc.sampling import SdfSamples
@@ -49,10 +50,13 @@ def quantization_aware_finetune(
     batch_size: int,
     generator: torch.Generator,
     device: torch.device,
+    loss_clamp: float | None = None,
+    far_floor: float = 0.0,
 ) -> float:
     """Fine-tune ``model`` in place through fake-quantized weights; returns the last 100 steps' mean L1 loss.
 
-    The learning rate decays from ``learning_rate`` to zero along a cosine.
+    The learning rate decays from ``learning_rate`` to zero along a cosine; the
+    loss is the training's (:func:`ksc.train.sdf_loss`, with ``loss_clamp`` and ``far_floor``).
     """
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
@@ -67,7 +71,7 @@ def quantization_aware_finetune(
         index = torch.randint(len(target), (batch_size,), generator=generator).to(device)
         quantized = {name: fake_quantize(p, bits) for name, p in parameters.items()}
         prediction = functional_call(model, {**quantized, **buffers}, (points[index],))
-        loss = torch.nn.functional.l1_loss(prediction, target[index])
+        loss = sdf_loss(prediction, target[index], loss_clamp, far_floor)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

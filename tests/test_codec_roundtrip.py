@@ -66,6 +66,18 @@ def test_short_run_still_reports_its_loss(torus_result):
     assert read_container(result.data).meta["encoder"]["final_loss"] == pytest.approx(result.final_loss, abs=1e-6)
 
 
+def test_clamped_loss_trains_a_surface_and_is_recorded(torus_result):
+    from dataclasses import replace
+
+    mesh, _ = torus_result
+    options = quick_options(steps=1000)
+    options = replace(options, train=replace(options.train, loss_clamp=0.05, far_floor=0.5))
+    result = encode_mesh(mesh, options)
+    encoder = read_container(result.data).meta["encoder"]
+    assert (encoder["loss_clamp"], encoder["far_floor"]) == (0.05, 0.5)
+    assert compare_meshes(mesh, decode_mesh(result.data, 64)).iou > 0.9
+
+
 @pytest.mark.parametrize(
     "changes,message",
     [({"weight_bits": 1}, "weight bits"), ({"qat_steps": -1}, "quantization-aware"), ({"uniform_share": 0.95}, "uniform share")],
