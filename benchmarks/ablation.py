@@ -10,15 +10,21 @@ table. Quantization-aware fine-tuning is ablated in ``benchmarks/rd.py``
 (8 bits with and without it, every mesh). Writes
 ``benchmarks/results/ablation[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/ablation.py`` (about 8 minutes per mesh on 2 cores).
+On a machine with more cores, ``--jobs N --threads T`` encodes N variants at a
+time with T torch threads each (encode times are then not those of a lone run).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import replace
+from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,6 +34,7 @@ from common import SHARED_MESHES, command_line, machine_description, markdown_ta
 from ksc.config import EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
 from ksc.encoder import encode_mesh  # noqa: E402
+from ksc.errors import KscError  # noqa: E402
 from ksc.meshio import load_mesh  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402
 
@@ -62,6 +69,14 @@ VARIANTS = {
     "32000 steps of 1024": _variant(train_batch_size=1024, train_steps=32000),
     "peak learning rate 5e-3": _variant(train_learning_rate=5e-3),
     "peak learning rate 1e-2 (ksc 0.3)": _variant(train_learning_rate=1e-2),
+    "peak learning rate 3e-2": _variant(train_learning_rate=3e-2),
+    "loss clamped at 0.1": _variant(train_loss_clamp=0.1),
+    "loss clamped at 0.05": _variant(train_loss_clamp=0.05),
+    "loss clamped at 0.02": _variant(train_loss_clamp=0.02),
+    "loss clamped at 0.05, floor 0.5": _variant(train_loss_clamp=0.05, train_far_floor=0.5),
+    "loss clamped at 0.1, floor 0.5": _variant(train_loss_clamp=0.1, train_far_floor=0.5),
+    "256 spheres": _variant(model_spheres=256),
+    "seed 1 (training noise)": _variant(seed=1),
 }
 
 
@@ -69,7 +84,16 @@ def run_variant(mesh, name: str, options: EncodeOptions) -> dict:
     start = time.perf_counter()
     result = encode_mesh(mesh, options)
     seconds = time.perf_counter() - start
-    error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
+    try:
+        error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
+    except KscError as failure:  # a variant whose network describes no surface is a result too
+        return {
+            "variant": name,
+            "bytes": len(result.data),
+            "encode_s": seconds,
+            "chamfer_l1": float("inf"),
+            "error": str(failure),
+        }
     return {
         "variant": name,
         "bytes": len(result.data),
@@ -95,7 +119,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     """Per variant: median bytes, Chamfer-L1 ratio to the default on the same mesh, encode time."""
     summary = []
     for name in VARIANTS:
-        members = [r for r in rows if r["variant"] == name and "cd_vs_default" in r]
+        members = [r for r in rows if r["variant"] == name and "iou" in r]  # failed encodes have no metrics
         if members:
             summary.append(
                 {
@@ -116,24 +140,51 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="Variants to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
     parser.add_argument("--suffix", default="", help="Results go to ablation-SUFFIX.{json,md}.")
+    parser.add_argument("--jobs", type=int, default=1, help="Encodes run at a time, each in its own process.")
+    parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
     args = parser.parse_args(argv)
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = machine_description(torch.device("cpu"))
+    if args.jobs > 1:
+        machine += f", {args.jobs} encodes at a time"
     names = args.variants or list(VARIANTS)
     if "default" not in names:
         names.insert(0, "default")
+    paths = [p for p in shared_meshes(args.meshes) if p.name in args.only]
+    tasks = [(path, name) for path in paths for name in names]
+    results_name = f"ablation-{args.suffix}" if args.suffix else "ablation"
     rows = []
-    for path in [p for p in shared_meshes(args.meshes) if p.name in args.only]:
-        mesh = load_mesh(path)
-        baseline = None
-        for name in names:
-            row = {"mesh": path.name, **run_variant(mesh, name, VARIANTS[name])}
-            baseline = baseline or row["chamfer_l1"]
-            row["cd_vs_default"] = row["chamfer_l1"] / baseline
-            rows.append(row)
-            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-        save(rows, machine, f"ablation-{args.suffix}" if args.suffix else "ablation")
+    with (
+        ProcessPoolExecutor(args.jobs, get_context("spawn"), _set_threads, (args.threads,))
+        if args.jobs > 1
+        else nullcontext() as pool
+    ):
+        results = pool.map(_run_task, *zip(*tasks, strict=True)) if pool else (_run_task(*task) for task in tasks)
+        for row in results:  # in task order, so each mesh's default comes before its variants
+            if row["variant"] == "default":
+                baseline = row["chamfer_l1"]
+            rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
+            print(markdown_table(COLUMNS, rows[-1:]).splitlines()[-1], flush=True)
+            save(rows, machine, results_name)
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(path: Path):
+    return load_mesh(path)
+
+
+def _run_task(path: Path, name: str) -> dict:
+    return {"mesh": path.name, **run_variant(_load(path), name, VARIANTS[name])}
 
 
 def save(rows: list[dict], machine: str, name: str) -> None:

@@ -70,10 +70,19 @@ def shared_meshes(folder: Path = SHARED_MESHES) -> list[Path]:
 
 
 def machine_description(device: torch.device) -> str:
-    cpu = f"{platform.machine()}, {torch.get_num_threads()} torch threads"
+    cpu = f"{_cpu_model()}, {platform.machine()}, {torch.get_num_threads()} torch threads"
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} ({cpu})"
     return f"CPU ({cpu})"
+
+
+def _cpu_model() -> str:
+    """The processor's name from /proc/cpuinfo ('unknown processor' elsewhere), so that tables say where they ran."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown processor"
 
 
 def markdown_table(columns: list[tuple[str, str, str]], rows: list[dict]) -> str:

@@ -207,9 +207,10 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
     parser.add_argument("--uniform-share", type=float, help="Share of uniform training samples (default: ksc's).")
+    parser.add_argument("--seed", type=int, default=0, help="Encoder seed (default 0); others measure training noise.")
     parser.add_argument("--suffix", default="", help="Results go to rd-SUFFIX.*; the default-file cache is left alone.")
     args = parser.parse_args(argv)
-    options = EncodeOptions() if args.uniform_share is None else EncodeOptions(uniform_share=args.uniform_share)
+    options = EncodeOptions(seed=args.seed, uniform_share=args.uniform_share)
     import torch
 
     machine = machine_description(torch.device("cpu"))
