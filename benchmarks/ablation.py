@@ -77,6 +77,8 @@ VARIANTS = {
     "loss clamped at 0.1, floor 0.5": _variant(train_loss_clamp=0.1, train_far_floor=0.5),
     "256 spheres": _variant(model_spheres=256),
     "seed 1 (training noise)": _variant(seed=1),
+    "mean of the last 25 % of steps": _variant(train_average_tail=0.25),
+    "mean of the last 10 % of steps": _variant(train_average_tail=0.10),
 }
 
 

@@ -58,6 +58,8 @@ class TrainConfig:
     loss_clamp: float | None = None
     """Beyond this true distance, the loss asks only for a value between it and the truth (``ksc.train.sdf_loss``)."""
     far_floor: float = 0.0
+    average_tail: float = 0.0
+    """Share of the last steps whose parameters are averaged into the trained network (0: keep the last)."""
     """With ``loss_clamp``, far values may not fall below this share of the true distance."""
 
     def to_dict(self) -> dict:
@@ -101,6 +103,8 @@ class EncodeOptions:
             raise KscInputError("steps and batch size must be positive")
         if self.train.loss_clamp is not None and not self.train.loss_clamp > 0:
             raise KscInputError(f"loss clamp must be positive, got {self.train.loss_clamp}")
+        if not 0.0 <= self.train.average_tail < 1.0:
+            raise KscInputError(f"averaged share of the steps must be in [0, 1), got {self.train.average_tail}")
         if not 0.0 <= self.train.far_floor <= 1.0:
             raise KscInputError(f"far floor must be in [0, 1], got {self.train.far_floor}")
 

@@ -112,6 +112,8 @@ class TrainedMesh:
                 "final_loss": round(loss, 6) if math.isfinite(loss) else None,
             },
         }
+        if self.options.train.average_tail:
+            meta["encoder"]["average_tail"] = self.options.train.average_tail
         if self.options.train.loss_clamp is not None:
             meta["encoder"].update(loss_clamp=self.options.train.loss_clamp, far_floor=self.options.train.far_floor)
         return EncodeResult(

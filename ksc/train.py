@@ -91,7 +91,9 @@ def fit(
     """
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    parameters = list(model.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    averaged, averaged_steps = None, 0
     window_sum = torch.zeros((), device=device)
     window_steps = 0
     loss_value = float("nan")
@@ -112,6 +114,9 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if config.average_tail and progress >= 1.0 - config.average_tail:
+            averaged_steps += 1
+            averaged = _running_mean(averaged, parameters, averaged_steps)
         # Reading the loss forces a GPU sync, so it is read once per window, not every step.
         window_sum += loss.detach()
         window_steps += 1
@@ -121,7 +126,22 @@ def fit(
             window_steps = 0
         if on_step is not None:
             on_step(step, loss_value)
+    if averaged is not None:
+        with torch.no_grad():
+            for parameter, mean in zip(parameters, averaged, strict=True):
+                parameter.copy_(mean)
+        log.info("kept the mean of the last %d steps' parameters", averaged_steps)
     model.eval()
     if math.isnan(loss_value) and window_steps:
         loss_value = float(window_sum) / window_steps  # a run shorter than one window
     return loss_value
+
+
+@torch.no_grad()
+def _running_mean(mean: list[torch.Tensor] | None, parameters: list[torch.Tensor], count: int) -> list[torch.Tensor]:
+    """``mean`` of the parameters over ``count`` steps, updated in place with the current ones."""
+    if mean is None:
+        return [parameter.detach().clone() for parameter in parameters]
+    for running, parameter in zip(mean, parameters, strict=True):
+        running.lerp_(parameter, 1.0 / count)
+    return mean

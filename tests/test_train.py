@@ -39,8 +39,42 @@ def test_learning_rate_warms_up_then_decays_to_one_percent():
 
 
 @pytest.mark.parametrize(
-    "train", [TrainConfig(loss_clamp=0.0), TrainConfig(loss_clamp=-1.0), TrainConfig(loss_clamp=0.1, far_floor=1.5)]
+    "train",
+    [
+        TrainConfig(loss_clamp=0.0),
+        TrainConfig(loss_clamp=-1.0),
+        TrainConfig(loss_clamp=0.1, far_floor=1.5),
+        TrainConfig(average_tail=1.0),
+    ],
 )
 def test_options_reject_bad_loss_settings(train):
     with pytest.raises(KscInputError):
         EncodeOptions(train=train)
+
+
+def test_average_tail_keeps_the_mean_of_the_last_steps():
+    import numpy as np
+
+    from ksc.config import ModelConfig
+    from ksc.model import KeySphereNet
+    from ksc.sampling import SdfSamples
+    from ksc.train import fit
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
+    samples = SdfSamples(points, (0.5 - np.linalg.norm(points, axis=1)).astype(np.float32))
+    torch.manual_seed(0)
+    model = KeySphereNet(ModelConfig(spheres=4, layers=2, width=8), torch.rand(4, 4) * 0.3)
+    seen = []
+    fit(
+        model,
+        samples,
+        TrainConfig(steps=20, batch_size=64, average_tail=0.5),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+        on_step=lambda step, loss: seen.append([p.detach().clone() for p in model.parameters()]),
+    )
+    for k, parameter in enumerate(model.parameters()):
+        mean = torch.stack([snapshot[k] for snapshot in seen[10:]]).mean(dim=0)
+        assert torch.allclose(parameter, mean, atol=1e-6)
+        assert not torch.allclose(parameter, seen[-1][k])
