@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
 from ksc.config import EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -144,6 +144,11 @@ def main(argv=None) -> None:
     parser.add_argument("--suffix", default="", help="Results go to ablation-SUFFIX.{json,md}.")
     parser.add_argument("--jobs", type=int, default=1, help="Encodes run at a time, each in its own process.")
     parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
+    parser.add_argument(
+        "--reuse-default",
+        metavar="NAME",
+        help="Take the default rows from results/NAME.json (same machine and encoder) instead of encoding them again.",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -156,7 +161,8 @@ def main(argv=None) -> None:
     if "default" not in names:
         names.insert(0, "default")
     paths = [p for p in shared_meshes(args.meshes) if p.name in args.only]
-    tasks = [(path, name) for path in paths for name in names]
+    reused = _default_rows(args.reuse_default) if args.reuse_default else {}
+    tasks = [(path, name) for path in paths for name in names if not (name == "default" and path.name in reused)]
     results_name = f"ablation-{args.suffix}" if args.suffix else "ablation"
     rows = []
     with (
@@ -165,12 +171,29 @@ def main(argv=None) -> None:
         else nullcontext() as pool
     ):
         results = pool.map(_run_task, *zip(*tasks, strict=True)) if pool else (_run_task(*task) for task in tasks)
+        results = _with_reused(results, reused)
         for row in results:  # in task order, so each mesh's default comes before its variants
             if row["variant"] == "default":
                 baseline = row["chamfer_l1"]
             rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
             print(markdown_table(COLUMNS, rows[-1:]).splitlines()[-1], flush=True)
             save(rows, machine, results_name)
+
+
+def _default_rows(name: str) -> dict[str, dict]:
+    """The default rows of an earlier results/NAME.json, by mesh."""
+    import json
+
+    rows = json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+    return {row["mesh"]: {k: v for k, v in row.items() if k != "cd_vs_default"} for row in rows if row["variant"] == "default"}
+
+
+def _with_reused(results, reused: dict[str, dict]):
+    """``results`` with each mesh's reused default row put before the mesh's first row."""
+    for row in results:
+        if row["mesh"] in reused:
+            yield reused.pop(row["mesh"])
+        yield row
 
 
 def _set_threads(threads: int | None) -> None:
