@@ -10,7 +10,9 @@ table. Quantization-aware fine-tuning is ablated in ``benchmarks/rd.py``
 (8 bits with and without it, every mesh). Writes
 ``benchmarks/results/ablation[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/ablation.py`` (about 8 minutes per mesh on 2 cores).
-On a machine with more cores, ``--jobs N --threads T`` encodes N variants at a
+``--seeds 0 1 2`` repeats every encode with other seeds (one training's luck moves a thin
+mesh's error by up to 40 %, README "Training noise"). On a machine with more cores,
+``--jobs N --threads T`` encodes N variants at a
 time with T torch threads each (encode times are then not those of a lone run).
 """
 
@@ -108,6 +110,7 @@ def run_variant(mesh, name: str, options: EncodeOptions) -> dict:
 COLUMNS = [
     ("mesh", "mesh", "s"),
     ("variant", "variant", "s"),
+    ("seed", "seed", "d"),
     ("bytes", "bytes", "d"),
     ("parameters", "stored parameters", "d"),
     ("chamfer_l1", "Chamfer-L1", ".5f"),
@@ -126,7 +129,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             summary.append(
                 {
                     "variant": name,
-                    "meshes": len(members),
+                    "runs": len(members),
                     "median_bytes": statistics.median(r["bytes"] for r in members),
                     "median_ratio": statistics.median(r["cd_vs_default"] for r in members),
                     "median_iou": statistics.median(r["iou"] for r in members),
@@ -145,6 +148,13 @@ def main(argv=None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="Encodes run at a time, each in its own process.")
     parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
     parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="Encode every mesh and variant once per seed (added to the variant's own), each compared with that seed's default.",
+    )
+    parser.add_argument(
         "--reuse-default",
         metavar="NAME",
         help="Take the default rows from results/NAME.json (same machine and encoder) instead of encoding them again.",
@@ -162,7 +172,13 @@ def main(argv=None) -> None:
         names.insert(0, "default")
     paths = [p for p in shared_meshes(args.meshes) if p.name in args.only]
     reused = _default_rows(args.reuse_default) if args.reuse_default else {}
-    tasks = [(path, name) for path in paths for name in names if not (name == "default" and path.name in reused)]
+    tasks = [
+        (path, name, seed)
+        for path in paths
+        for seed in args.seeds
+        for name in names
+        if not (name == "default" and (path.name, seed) in reused)
+    ]
     results_name = f"ablation-{args.suffix}" if args.suffix else "ablation"
     rows = []
     with (
@@ -172,7 +188,7 @@ def main(argv=None) -> None:
     ):
         results = pool.map(_run_task, *zip(*tasks, strict=True)) if pool else (_run_task(*task) for task in tasks)
         results = _with_reused(results, reused)
-        for row in results:  # in task order, so each mesh's default comes before its variants
+        for row in results:  # in task order, so each mesh and seed's default comes before its variants
             if row["variant"] == "default":
                 baseline = row["chamfer_l1"]
             rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
@@ -184,15 +200,23 @@ def _default_rows(name: str) -> dict[str, dict]:
     """The default rows of an earlier results/NAME.json, by mesh."""
     import json
 
-    rows = json.loads((RESULTS / f"{name}.json").read_text())["rows"]
-    return {row["mesh"]: {k: v for k, v in row.items() if k != "cd_vs_default"} for row in rows if row["variant"] == "default"}
+    path = RESULTS / f"{name}.json"
+    if not path.is_file():
+        raise SystemExit(f"--reuse-default: no {path} (give a results name such as ablation-average)")
+    rows = json.loads(path.read_text())["rows"]
+    return {
+        (row["mesh"], row.get("seed", 0)): {"seed": 0, **{k: v for k, v in row.items() if k != "cd_vs_default"}}
+        for row in rows
+        if row["variant"] == "default"
+    }
 
 
-def _with_reused(results, reused: dict[str, dict]):
-    """``results`` with each mesh's reused default row put before the mesh's first row."""
+def _with_reused(results, reused: dict[tuple[str, int], dict]):
+    """``results`` with each (mesh, seed)'s reused default row put before its first row."""
     for row in results:
-        if row["mesh"] in reused:
-            yield reused.pop(row["mesh"])
+        key = (row["mesh"], row["seed"])
+        if key in reused:
+            yield reused.pop(key)
         yield row
 
 
@@ -208,15 +232,16 @@ def _load(path: Path):
     return load_mesh(path)
 
 
-def _run_task(path: Path, name: str) -> dict:
-    return {"mesh": path.name, **run_variant(_load(path), name, VARIANTS[name])}
+def _run_task(path: Path, name: str, seed: int) -> dict:
+    options = replace(VARIANTS[name], seed=VARIANTS[name].seed + seed)
+    return {"mesh": path.name, "seed": seed, **run_variant(_load(path), name, options)}
 
 
 def save(rows: list[dict], machine: str, name: str) -> None:
     command = command_line()
     summary_columns = [
         ("variant", "variant", "s"),
-        ("meshes", "meshes", "d"),
+        ("runs", "runs (meshes x seeds)", "d"),
         ("median_bytes", "median bytes", ".0f"),
         ("median_ratio", "median Chamfer-L1 / default", ".2f"),
         ("median_iou", "median IoU", ".4f"),
