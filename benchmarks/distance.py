@@ -26,7 +26,7 @@ from ksc.config import EncodeOptions  # noqa: E402
 from ksc.encoder import DOMAIN_BOUND  # noqa: E402
 from ksc.meshio import load_mesh  # noqa: E402
 from ksc.normalize import Transform  # noqa: E402
-from ksc.sampling import SignedDistance, sample_mix, sample_sdf  # noqa: E402
+from ksc.sampling import SignedDistance, sample_counts, sample_sdf  # noqa: E402
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "armadillo.obj")
 OFF_BY = 1e-3
@@ -46,9 +46,8 @@ def measure(path: Path, options: EncodeOptions) -> list[dict]:
         seconds[backend] = time.perf_counter() - start
     error = np.abs(distances["pysdf"].astype(np.float64) - distances["exact"])
     rows, first = [], 0
-    for index, (kind, fraction, _) in enumerate(sample_mix(share)):
-        last = len(error) if index == len(sample_mix(share)) - 1 else first + int(round(options.samples * fraction))
-        part = error[first:last]
+    for kind, count, _ in sample_counts(options.samples, share):
+        part = error[first : first + count]
         rows.append(
             {
                 "mesh": path.name,
@@ -62,7 +61,7 @@ def measure(path: Path, options: EncodeOptions) -> list[dict]:
                 "pysdf_s": seconds["pysdf"],
             }
         )
-        first = last
+        first += count
     return rows
 
 

@@ -40,6 +40,15 @@ def sample_mix(uniform_share: float = UNIFORM_SHARE) -> tuple[tuple[str, float, 
     )
 
 
+def sample_counts(count: int, uniform_share: float = UNIFORM_SHARE) -> list[tuple[str, int, float | None]]:
+    """``(name, points, sigma)`` of each kind in :func:`sample_mix`, in the order
+    :func:`sample_sdf` draws them; the last kind takes the rounding remainder."""
+    mix = sample_mix(uniform_share)
+    counts = [int(round(count * share)) for _, share, _ in mix[:-1]]
+    counts.append(count - sum(counts))
+    return [(name, n, sigma) for (name, _, sigma), n in zip(mix, counts, strict=True)]
+
+
 @dataclass(frozen=True)
 class SdfSamples:
     """Points with their signed distance.
@@ -145,11 +154,7 @@ def sample_sdf(
         Share of points drawn uniformly in the box.
     """
     parts = []
-    remaining = count
-    mix = sample_mix(uniform_share)
-    for index, (_, share, sigma) in enumerate(mix):
-        n = remaining if index == len(mix) - 1 else int(round(count * share))
-        remaining -= n
+    for _, n, sigma in sample_counts(count, uniform_share):
         if sigma is None:
             parts.append(rng.uniform(-bound, bound, size=(n, 3)))
         else:
