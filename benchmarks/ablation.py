@@ -88,23 +88,12 @@ def run_variant(mesh, name: str, options: EncodeOptions) -> dict:
     start = time.perf_counter()
     result = encode_mesh(mesh, options)
     seconds = time.perf_counter() - start
+    row = {"variant": name, "bytes": len(result.data), "parameters": result.stored_parameters, "encode_s": seconds}
     try:
         error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
     except KscError as failure:  # a variant whose network describes no surface is a result too
-        return {
-            "variant": name,
-            "bytes": len(result.data),
-            "encode_s": seconds,
-            "chamfer_l1": float("inf"),
-            "error": str(failure),
-        }
-    return {
-        "variant": name,
-        "bytes": len(result.data),
-        "parameters": result.stored_parameters,
-        "encode_s": seconds,
-        **error.to_dict(),
-    }
+        return {**row, "chamfer_l1": float("inf"), "error": str(failure)}
+    return {**row, **error.to_dict()}
 
 
 COLUMNS = [
@@ -196,8 +185,8 @@ def main(argv=None) -> None:
             save(rows, machine, results_name)
 
 
-def _default_rows(name: str) -> dict[str, dict]:
-    """The default rows of an earlier results/NAME.json, by mesh."""
+def _default_rows(name: str) -> dict[tuple[str, int], dict]:
+    """The default rows of an earlier results/NAME.json, by (mesh, seed)."""
     import json
 
     path = RESULTS / f"{name}.json"

@@ -58,9 +58,9 @@ class TrainConfig:
     loss_clamp: float | None = None
     """Beyond this true distance, the loss asks only for a value between it and the truth (``ksc.train.sdf_loss``)."""
     far_floor: float = 0.0
+    """With ``loss_clamp``, far values may not fall below this share of the true distance."""
     average_tail: float = 0.0
     """Share of the last steps whose parameters are averaged into the trained network (0: keep the last)."""
-    """With ``loss_clamp``, far values may not fall below this share of the true distance."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -49,8 +49,9 @@ def sdf_loss(prediction: torch.Tensor, target: torch.Tensor, clamp: float | None
     interval otherwise. Far points then stop competing with the surface for
     the network's capacity, yet the field stays a lower bound of the distance
     there, which the decoder's coarse-to-fine search relies on to skip empty
-    blocks (a plain DeepSDF clamp lets far values grow without bound, and the
-    search then skipped the dragon's whole surface). The floor keeps far values
+    blocks (with no upper bound, far values grew until the search skipped the
+    dragon's whole surface; DeepSDF's clamp of both values leaves a prediction
+    beyond the clamp without gradient, even on the wrong side). The floor keeps far values
     from sagging towards zero between samples, where they became ghost
     surfaces (thingi_76277 with a floor of ``clamp`` alone: 893 pieces).
     """
