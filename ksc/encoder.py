@@ -21,7 +21,7 @@ from ksc.model import KeySphereNet
 from ksc.normalize import Transform
 from ksc.quantize import quantization_aware_finetune
 from ksc.sampling import SdfSamples, SignedDistance, sample_sdf
-from ksc.spheres import extract_key_spheres
+from ksc.spheres import extract_key_spheres, grid_lattice
 from ksc.train import fit
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,9 @@ QAT_LR_FACTOR = 0.1
 """Quantization-aware fine-tuning starts at this share of the training's peak learning rate."""
 MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
 """Weight bit widths ``--max-bytes`` chooses from."""
-SPHERE_BITS = 12
-SPHERE_RANGE = ((-1.0, -1.0, -1.0, 0.0), (1.0, 1.0, 1.0, 1.0))
+RADIUS_BITS = 8
+"""Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
+network is trained on the rounded values (ksc 0.4 stored them, and the centres, in 12 bits)."""
 
 
 @dataclass(frozen=True)
@@ -207,11 +208,19 @@ def encode_mesh(
     )
 
 
+def sphere_codec_for_grid(grid_size: int) -> SortedUniformCodec:
+    """The spheres' codec: centres as node indices of the candidate grid (exact), radii in [0, 1] at :data:`RADIUS_BITS`."""
+    first, spacing = grid_lattice(grid_size)
+    bits = max(RADIUS_BITS, (grid_size - 1).bit_length())
+    return SortedUniformCodec(bits, [first] * 3 + [0.0], [spacing] * 3 + [1.0 / (2**RADIUS_BITS - 1)])
+
+
 def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.ndarray, SortedUniformCodec]:
     """Key spheres already rounded to what the file stores, and in its order, so training sees the decoder's input."""
-    spheres = extract_key_spheres(signed_distance, count)
-    codec = SortedUniformCodec.over_range(SPHERE_BITS, SPHERE_RANGE[0], SPHERE_RANGE[1])
-    spheres = np.clip(spheres, SPHERE_RANGE[0], SPHERE_RANGE[1])
+    key_spheres = extract_key_spheres(signed_distance, count)
+    codec = sphere_codec_for_grid(key_spheres.grid_size)
+    spheres = key_spheres.spheres.copy()
+    spheres[:, 3] = np.clip(spheres[:, 3], 0.0, 1.0)  # the largest ball inside [-1, 1]^3 has radius 1
     return codec.decode(codec.encode(spheres), spheres.shape), codec
 
 

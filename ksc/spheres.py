@@ -18,9 +18,15 @@ most its distance to every sphere already chosen (spread apart), so spheres
 fill the thick parts first and then move into thinner limbs instead of piling
 up where the shape is thickest. It stops early when no candidate lies outside
 the chosen spheres, so a shape may get fewer than M spheres.
+
+Centres are grid nodes, ``first + i * spacing`` along each axis
+(:func:`grid_lattice`), so the file stores each coordinate exactly as a node
+index (6 or 7 bits) instead of a 12-bit fraction of [-1, 1].
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,7 +36,29 @@ from ksc.sampling import SignedDistance
 GRID_SIZES = (64, 128)
 
 
-def extract_key_spheres(signed_distance: SignedDistance, count: int) -> np.ndarray:
+def grid_lattice(size: int) -> tuple[float, float]:
+    """``(first, spacing)`` of a candidate grid of ``size`` nodes per axis: node ``i`` lies at
+    ``first + i * spacing``, the cell centres of ``size`` equal cells over [-1, 1]."""
+    return -1.0 + 1.0 / size, 2.0 / size
+
+
+@dataclass(frozen=True)
+class KeySpheres:
+    """Chosen key spheres and the candidate grid their centres are nodes of.
+
+    Attributes
+    ----------
+    spheres : (M', 4) float64
+        Rows ``(x, y, z, r)``, largest score first; ``M' <= count``.
+    grid_size : int
+        Nodes per axis of the candidate grid (one of :data:`GRID_SIZES`).
+    """
+
+    spheres: np.ndarray
+    grid_size: int
+
+
+def extract_key_spheres(signed_distance: SignedDistance, count: int) -> KeySpheres:
     """Pick up to ``count`` key spheres inside the shape.
 
     Parameters
@@ -42,12 +70,13 @@ def extract_key_spheres(signed_distance: SignedDistance, count: int) -> np.ndarr
 
     Returns
     -------
-    (M', 4) float64
-        Rows ``(x, y, z, r)``, largest score first; ``M' <= count``.
+    KeySpheres
+        The spheres and the size of the grid their centres were taken from.
     """
     centres = radii = np.empty((0,))
     for size in GRID_SIZES:
-        axis = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+        first, spacing = grid_lattice(size)
+        axis = first + np.arange(size) * spacing
         grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
         radii = signed_distance(grid).astype(np.float64)
         inside = radii > 0.0
@@ -66,4 +95,4 @@ def extract_key_spheres(signed_distance: SignedDistance, count: int) -> np.ndarr
         chosen.append(best)
         gap = np.linalg.norm(centres - centres[best], axis=1) - radii[best]
         np.minimum(score, gap, out=score)
-    return np.column_stack([centres[chosen], radii[chosen]])
+    return KeySpheres(np.column_stack([centres[chosen], radii[chosen]]), size)
