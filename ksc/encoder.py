@@ -32,8 +32,6 @@ DOMAIN_BOUND = 1.05
 
 DIVERGED_MAGNITUDE = 6e4
 """A trained weight this large means the training diverged (they are O(1))."""
-QAT_LR_FACTOR = 0.1
-"""Quantization-aware fine-tuning starts at this share of the training's peak learning rate."""
 MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
 """Weight bit widths ``--max-bytes`` chooses from."""
 RADIUS_BITS = 8
@@ -78,19 +76,7 @@ class TrainedMesh:
         steps = self.options.qat_steps if fine_tune else 0
         if steps:
             generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
-            train = self.options.train
-            loss = quantization_aware_finetune(
-                model,
-                self.samples,
-                bits,
-                steps,
-                QAT_LR_FACTOR * train.learning_rate,
-                train.batch_size,
-                generator,
-                self.device,
-                train.loss_clamp,
-                train.far_floor,
-            )
+            loss = quantization_aware_finetune(model, self.samples, bits, steps, self.options.train, generator, self.device)
         records = [
             TensorRecord(
                 "spheres", tuple(model.spheres.shape), self.sphere_codec, self.sphere_codec.encode(model.spheres.cpu().numpy())

@@ -20,14 +20,18 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
+from ksc.config import TrainConfig
 from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
-from ksc.train import sdf_loss
+from ksc.train import adam, sdf_loss
 
 if TYPE_CHECKING:
     from ksc.sampling import SdfSamples
 
 log = logging.getLogger(__name__)
+
+LR_FACTOR = 0.1
+"""Fine-tuning starts at this share of the training's peak learning rate."""
 
 
 def fake_quantize(values: torch.Tensor, bits: int) -> torch.Tensor:
@@ -46,32 +50,31 @@ def quantization_aware_finetune(
     samples: SdfSamples,
     bits: int,
     steps: int,
-    learning_rate: float,
-    batch_size: int,
+    train: TrainConfig,
     generator: torch.Generator,
     device: torch.device,
-    loss_clamp: float | None = None,
-    far_floor: float = 0.0,
 ) -> float:
     """Fine-tune ``model`` in place through fake-quantized weights; returns the last 100 steps' mean L1 loss.
 
-    The learning rate decays from ``learning_rate`` to zero along a cosine; the
-    loss is the training's (:func:`ksc.train.sdf_loss`, with ``loss_clamp`` and ``far_floor``).
+    ``steps`` batches of ``train.batch_size`` points; the learning rate decays
+    from :data:`LR_FACTOR` times ``train.learning_rate`` to zero along a cosine;
+    the loss is the training's (:func:`ksc.train.sdf_loss` with ``train``'s clamp and floor).
     """
+    learning_rate = LR_FACTOR * train.learning_rate
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
     parameters = dict(model.named_parameters())
-    optimizer = torch.optim.Adam(parameters.values(), lr=learning_rate)
+    optimizer = adam(parameters.values(), learning_rate)
     buffers = dict(model.named_buffers())
     losses = []
     model.train()
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
-        index = torch.randint(len(target), (batch_size,), generator=generator).to(device)
+        index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
         quantized = {name: fake_quantize(p, bits) for name, p in parameters.items()}
         prediction = functional_call(model, {**quantized, **buffers}, (points[index],))
-        loss = sdf_loss(prediction, target[index], loss_clamp, far_floor)
+        loss = sdf_loss(prediction, target[index], train.loss_clamp, train.far_floor)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -40,6 +40,13 @@ def learning_rate_at(progress: float, peak: float) -> float:
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
+def adam(parameters, learning_rate: float) -> torch.optim.Adam:
+    """Adam with its fused kernel: one update for all tensors instead of several per
+    tensor, 0.87-0.91x the time of a CPU training step here (2.95 against 3.25 ms at
+    batch 2048, interleaved runs); the result differs from the unfused Adam's in the last bits."""
+    return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
+
+
 def sdf_loss(prediction: torch.Tensor, target: torch.Tensor, clamp: float | None = None, far_floor: float = 0.0) -> torch.Tensor:
     """Mean L1 loss between predicted and true signed distances (N,).
 
@@ -93,7 +100,7 @@ def fit(
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
     parameters = list(model.parameters())
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    optimizer = adam(parameters, config.learning_rate)
     averaged, averaged_steps = None, 0
     window_sum = torch.zeros((), device=device)
     window_steps = 0
