@@ -125,8 +125,8 @@ class EncodeOptions:
 
 PRESETS = {"small": 6, "default": 8, "high": 10}
 """Preset name -> bits per stored weight; the network and its training are the same."""
-PRESET_SIZES = {"small": "~5.6 KB", "default": "~7.2 KB", "high": "~8.9 KB"}
-"""Median file sizes of the presets over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md: 5612, 7241, 8884 bytes)."""
+PRESET_SIZES = {"small": "~5.5 KB", "default": "~7.1 KB", "high": "~8.8 KB"}
+"""Median file sizes of the presets over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md: 5472, 7147, 8782 bytes)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
