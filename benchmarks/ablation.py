@@ -56,6 +56,9 @@ def _variant(**changes) -> EncodeOptions:
 VARIANTS = {
     "default": _variant(),
     "half the steps": _variant(train_steps=EncodeOptions().train.steps // 2),
+    "4x the steps (over the encode budget: is the fit capacity- or training-bound?)": _variant(
+        train_steps=4 * EncodeOptions().train.steps
+    ),
     "6-bit, width 40 (more weights, fewer bits)": _variant(weight_bits=6, model_width=40),
     "64 spheres": _variant(model_spheres=64),
     "LPFE latents, 64 spheres": _variant(model_features="latent", model_spheres=64),
