@@ -3,15 +3,18 @@ import pytest
 import trimesh
 
 from ksc.errors import KscInputError
+from ksc.normalize import Transform
 from ksc.sampling import SignedDistance
 from ksc.spheres import extract_key_spheres
 
 
+def _unit(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh`` in the encoder's normalized frame."""
+    return trimesh.Trimesh(Transform.fit(mesh.vertices).to_unit(mesh.vertices), mesh.faces, process=False)
+
+
 def test_spheres_lie_inside_and_spread_apart(torus):
-    unit = torus.copy()
-    unit.apply_translation(-unit.bounds.mean(axis=0))
-    unit.apply_scale(1.0 / (unit.extents.max() / 2.0))
-    signed_distance = SignedDistance(unit)
+    signed_distance = SignedDistance(_unit(torus))
     spheres = extract_key_spheres(signed_distance, 64).spheres
     assert spheres.shape == (64, 4)
     centres, radii = spheres[:, :3], spheres[:, 3]
@@ -42,10 +45,7 @@ def test_the_file_stores_centres_exactly_and_in_fewer_bytes(torus):
     from ksc.encoder import sphere_codec_for_grid
     from ksc.format import SortedUniformCodec
 
-    unit = torus.copy()
-    unit.apply_translation(-unit.bounds.mean(axis=0))
-    unit.apply_scale(1.0 / (unit.extents.max() / 2.0))
-    key = extract_key_spheres(SignedDistance(unit), 64)
+    key = extract_key_spheres(SignedDistance(_unit(torus)), 64)
     codec = sphere_codec_for_grid(key.grid_size)
     stored = codec.decode(codec.encode(key.spheres), key.spheres.shape)
     order = np.lexsort(key.spheres[:, ::-1].T)
