@@ -1,9 +1,10 @@
-"""Rate-distortion: ksc at several bit widths against Draco with quadric decimation at the same bytes.
+"""Rate-distortion: ksc's presets against Draco with quadric decimation at the same bytes.
 
-For every mesh of ../shared/meshes: the network is trained once (default
-options), then stored at each of ``--bits`` with quantization-aware
-fine-tuning (the presets: 6 small, 8 default, 10 high), and at 8 bits without
-it (the ablation). Each file is decoded at 256^3. For each ksc file size, the
+For every mesh of ../shared/meshes: each preset of ``--presets`` (small,
+default, high: ``ksc.config.PRESETS``) is encoded with quantization-aware
+fine-tuning; presets with the same network share one training (default and
+high). The default network is also stored at 8 bits without fine-tuning (the
+ablation). Each file is decoded at 256^3. For each ksc file size, the
 rival is searched: for each Draco quantization in ``--draco-bits``, the
 decimation ratio (fast-simplification) is bisected to the largest mesh whose
 Draco file (DracoPy, compression level 10) fits the same bytes; the best
@@ -28,13 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import CACHE, RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
 
-from ksc.config import EncodeOptions  # noqa: E402
+from ksc.config import PRESETS, preset_options  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
 from ksc.encoder import train_mesh  # noqa: E402
 from ksc.meshio import load_mesh, write_atomic  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402
 
-DEFAULT_BITS = (6, 8, 10)
 DRACO_BITS = (8, 11, 14)
 RESOLUTION = 256
 
@@ -78,18 +78,21 @@ def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
     return best
 
 
-def run_mesh(path: Path, bits_list, draco_bits, options: EncodeOptions, keep_default: bool) -> list[dict]:
+def run_mesh(path: Path, presets, draco_bits, seed: int, uniform_share: float | None, keep_default: bool) -> list[dict]:
     mesh = load_mesh(path)
-    start = time.perf_counter()
-    trained = train_mesh(mesh, options)
-    train_s = time.perf_counter() - start
-    variants = [(bits, True) for bits in bits_list] + [(8, False)]
+    trainings = {}  # network config -> (trained network, training seconds)
+    variants = [(name, True) for name in presets] + ([("default", False)] if "default" in presets else [])
     rows = []
-    for bits, fine_tune in variants:
+    for name, fine_tune in variants:
+        options = preset_options(name, seed=seed, uniform_share=uniform_share)
+        if options.model not in trainings:
+            start = time.perf_counter()
+            trainings[options.model] = (train_mesh(mesh, options), time.perf_counter() - start)
+        trained, train_s = trainings[options.model]
         start = time.perf_counter()
-        result = trained.encode(bits, fine_tune=fine_tune)
+        result = trained.encode(options.weight_bits, fine_tune=fine_tune)
         quantize_s = time.perf_counter() - start
-        if bits == 8 and fine_tune and keep_default:
+        if name == "default" and fine_tune and keep_default:
             target = CACHE / "default" / f"{path.stem}.ksc"
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, result.data)
@@ -97,8 +100,9 @@ def run_mesh(path: Path, bits_list, draco_bits, options: EncodeOptions, keep_def
         row = {
             "mesh": path.name,
             "faces": len(mesh.faces),
-            "codec": f"ksc {bits}-bit" + ("" if fine_tune else " no QAT"),
-            "bits": bits,
+            "codec": f"ksc {name}" + ("" if fine_tune else " no QAT"),
+            "bits": options.weight_bits,
+            "width": options.model.width,
             "qat": fine_tune,
             "bytes": len(result.data),
             "encode_s": train_s + quantize_s,
@@ -108,7 +112,7 @@ def run_mesh(path: Path, bits_list, draco_bits, options: EncodeOptions, keep_def
         print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
         if fine_tune:
             rival = draco_at_budget(mesh, len(result.data), draco_bits)
-            rival_row = {"mesh": path.name, "faces": len(mesh.faces), "codec": f"draco @ ksc {bits}-bit", "bits": bits}
+            rival_row = {"mesh": path.name, "faces": len(mesh.faces), "codec": f"draco @ ksc {name}"}
             rival_row.update(rival or {"error": "no Draco file fits"})
             rows.append(rival_row)
             print(markdown_table(COLUMNS, [rival_row]).splitlines()[-1], flush=True)
@@ -118,6 +122,8 @@ def run_mesh(path: Path, bits_list, draco_bits, options: EncodeOptions, keep_def
 COLUMNS = [
     ("mesh", "mesh", "s"),
     ("codec", "codec", "s"),
+    ("bits", "bits", "d"),
+    ("width", "width", "d"),
     ("bytes", "bytes", "d"),
     ("chamfer_l1", "Chamfer-L1", ".5f"),
     ("hausdorff", "Hausdorff", ".4f"),
@@ -129,17 +135,17 @@ COLUMNS = [
 ]
 
 
-def verdicts(rows: list[dict], bits_list) -> list[dict]:
-    """Per bit width: on how many meshes ksc has the lower Chamfer-L1 than Draco at the same bytes."""
+def verdicts(rows: list[dict], presets) -> list[dict]:
+    """Per preset: on how many meshes ksc has the lower Chamfer-L1 than Draco at the same bytes."""
     summary = []
-    for bits in bits_list:
-        ksc = {r["mesh"]: r for r in rows if r["codec"] == f"ksc {bits}-bit"}
-        rival = {r["mesh"]: r for r in rows if r["codec"] == f"draco @ ksc {bits}-bit"}
+    for name in presets:
+        ksc = {r["mesh"]: r for r in rows if r["codec"] == f"ksc {name}"}
+        rival = {r["mesh"]: r for r in rows if r["codec"] == f"draco @ ksc {name}"}
         meshes = [m for m in ksc if m in rival]
         wins = [m for m in meshes if "chamfer_l1" not in rival[m] or ksc[m]["chamfer_l1"] < rival[m]["chamfer_l1"]]
         summary.append(
             {
-                "setting": f"ksc {bits}-bit",
+                "setting": f"ksc {name} ({PRESETS[name].weight_bits}-bit, width {PRESETS[name].width})",
                 "meshes": len(meshes),
                 "ksc_wins": len(wins),
                 "median_bytes": statistics.median(ksc[m]["bytes"] for m in meshes) if meshes else None,
@@ -169,7 +175,7 @@ def plot(rows: list[dict], summary: list[dict], folder: Path, name: str = "rd") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = {"ksc": "ksc (6/8/10-bit)", "draco": "Draco+decimation"}
+    labels = {"ksc": "ksc (presets)", "draco": "Draco+decimation"}
     meshes = sorted({r["mesh"] for r in rows})
     columns = 4
     count = len(meshes) + 1
@@ -202,7 +208,7 @@ def plot(rows: list[dict], summary: list[dict], folder: Path, name: str = "rd") 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bits", type=int, nargs="+", default=list(DEFAULT_BITS))
+    parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS))
     parser.add_argument("--draco-bits", type=int, nargs="+", default=list(DRACO_BITS))
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
@@ -210,19 +216,18 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="Encoder seed (default 0); others measure training noise.")
     parser.add_argument("--suffix", default="", help="Results go to rd-SUFFIX.*; the default-file cache is left alone.")
     args = parser.parse_args(argv)
-    options = EncodeOptions(seed=args.seed, uniform_share=args.uniform_share)
     import torch
 
     machine = machine_description(torch.device("cpu"))
     paths = [p for p in shared_meshes(args.meshes) if not args.only or p.name in args.only]
     rows = []
     for path in paths:
-        rows.extend(run_mesh(path, args.bits, args.draco_bits, options, keep_default=not args.suffix))
+        rows.extend(run_mesh(path, args.presets, args.draco_bits, args.seed, args.uniform_share, keep_default=not args.suffix))
         save(rows, args, machine)
 
 
 def save(rows, args, machine) -> None:
-    summary = verdicts(rows, args.bits)
+    summary = verdicts(rows, args.presets)
     name = f"rd-{args.suffix}" if args.suffix else "rd"
     command = command_line()
     summary_columns = [

@@ -20,7 +20,6 @@ from ksc.config import (
     FEATURE_BRANCHES,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
-    PRESET_SIZES,
     PRESETS,
     WEIGHTINGS,
     EncodeOptions,
@@ -74,7 +73,7 @@ def _read_bytes(path: str) -> bytes:
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
 @click.option("--spheres", default=DEFAULTS.model.spheres, show_default=True, help="Number of key spheres (M).")
 @click.option("--layers", default=DEFAULTS.model.layers, show_default=True, help="Hidden layers of the SDF network (K).")
-@click.option("--width", default=DEFAULTS.model.width, show_default=True, help="Units per hidden layer (Q).")
+@click.option("--width", type=int, default=None, help="Units per hidden layer (Q); default: the preset's.")
 @click.option(
     "--features",
     type=click.Choice(FEATURE_BRANCHES),
@@ -112,7 +111,9 @@ def _read_bytes(path: str) -> bytes:
     type=click.Choice(list(PRESETS)),
     default="default",
     show_default=True,
-    help="Bits per weight: " + ", ".join(f"{n} {b}-bit ({PRESET_SIZES[n]})" for n, b in PRESETS.items()) + ".",
+    help="Rate point: "
+    + ", ".join(f"{name} {p.weight_bits}-bit width {p.width} ({p.typical_size})" for name, p in PRESETS.items())
+    + ".",
 )
 @click.option("--bits", type=int, default=None, help="Bits per quantized weight (2-16); overrides --preset.")
 @click.option(
@@ -158,14 +159,20 @@ def encode(
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh
 
+    rate = PRESETS[preset]
     options = EncodeOptions(
         model=ModelConfig(
-            features=features, spheres=spheres, layers=layers, width=width, activation=activation, weighting=weighting
+            features=features,
+            spheres=spheres,
+            layers=layers,
+            width=width if width is not None else rate.width,
+            activation=activation,
+            weighting=weighting,
         ),
         train=TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, time_budget=time_budget),
         samples=samples,
         distance=distance,
-        weight_bits=bits if bits is not None else PRESETS[preset],
+        weight_bits=bits if bits is not None else rate.weight_bits,
         qat_steps=qat_steps,
         seed=seed,
     )

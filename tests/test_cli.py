@@ -8,6 +8,7 @@ import trimesh
 from click.testing import CliRunner
 
 from ksc.cli.main import main
+from ksc.config import PRESETS
 from ksc.format import VERSION
 
 from .conftest import assert_same_mesh, make_torus
@@ -112,15 +113,25 @@ def test_max_bytes_is_never_exceeded(encoded, tmp_path):
     assert report["tensors"]["hidden.0.weight"]["bits"] < 8
 
 
-def test_presets_order_the_sizes(encoded, tmp_path):
+def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
     source, _, _ = encoded
-    sizes = {}
-    for preset in ("small", "high"):
+    at = QUICK.index("--width")
+    quick = QUICK[:at] + QUICK[at + 2 :]  # the preset picks the width
+    sizes, widths = {}, {}
+    for preset in PRESETS:
         out = tmp_path / f"{preset}.ksc"
-        args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "50", "--preset", preset, "-q"]
+        args = ["encode", str(source), str(out), *quick, "--steps", "200", "--qat-steps", "50", "--preset", preset, "-q"]
         assert CliRunner().invoke(main, args).exit_code == 0
         sizes[preset] = out.stat().st_size
-    assert sizes["small"] < sizes["high"]
+        report = json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)
+        widths[preset] = report["model"]["width"]
+        assert report["tensors"]["hidden.0.weight"]["bits"] == PRESETS[preset].weight_bits
+    assert widths == {name: preset.width for name, preset in PRESETS.items()}
+    assert sizes["small"] < sizes["default"] < sizes["high"]
+    out = tmp_path / "narrow.ksc"
+    args = ["encode", str(source), str(out), *quick, "--steps", "50", "--qat-steps", "0", "--preset", "high", "--width", "8"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)["model"]["width"] == 8
 
 
 def test_distance_backend_is_an_option_and_recorded(encoded, tmp_path):
