@@ -120,7 +120,8 @@ def _read_bytes(path: str) -> bytes:
     "--max-bytes",
     type=click.IntRange(min=1),
     default=None,
-    help="Never write more bytes: picks the most bits per weight that fit.",
+    help="Never write more bytes: narrows the network to fit at 8 bits (unless --width is given),"
+    " then keeps the most bits per weight that fit.",
 )
 @click.option(
     "--qat-steps", default=DEFAULTS.qat_steps, show_default=True, help="Quantization-aware fine-tuning steps (0: none)."
@@ -157,7 +158,7 @@ def encode(
 
     mesh = load_mesh(input_path)  # a bad input fails before torch is imported
     from ksc.device import resolve_device
-    from ksc.encoder import encode_mesh
+    from ksc.encoder import encode_mesh, fit_width_to_budget
 
     rate = PRESETS[preset]
     options = EncodeOptions(
@@ -176,6 +177,8 @@ def encode(
         qat_steps=qat_steps,
         seed=seed,
     )
+    if max_bytes is not None and width is None:
+        options = fit_width_to_budget(options, max_bytes)
     progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
     with progress:
         result = encode_mesh(mesh, options, resolve_device(device), progress.on_step, max_bytes=max_bytes)

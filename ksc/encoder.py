@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from ksc import __version__
 from ksc.config import EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
-from ksc.model import KeySphereNet
+from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
 from ksc.quantize import quantization_aware_finetune
 from ksc.sampling import SdfSamples, SignedDistance, sample_sdf
@@ -34,6 +34,17 @@ DIVERGED_MAGNITUDE = 6e4
 """A trained weight this large means the training diverged (they are O(1))."""
 MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
 """Weight bit widths ``--max-bytes`` chooses from."""
+PLANNED_BITS = 8
+"""The bit width :func:`fit_width_to_budget` plans for: the presets' (``ksc.config.PRESETS``)."""
+PLANNED_VALUE_BYTES, PLANNED_TENSOR_BYTES = 1.0, 12.0
+"""Planned size of one range-coded 8-bit weight, and of each tensor's codec and coder tail.
+Trained weights take less (7.6-8.0 bits each in the 15 meshes' default files, tails
+included); barely trained ones, still near their uniform initialization, about this.
+Pessimistic on purpose: a plan that is a few % too small costs a width unit, one that is
+too large costs a bit of every weight."""
+PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 520.0, 2.6
+"""Planned header and per-sphere bytes: a default file's header and spheres take 775-833 bytes for 128 spheres."""
+MIN_PLANNED_WIDTH = 8
 RADIUS_BITS = 8
 """Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
 network is trained on the rounded values (ksc 0.4 stored them, and the centres, in 12 bits)."""
@@ -192,6 +203,30 @@ def encode_mesh(
         f"cannot fit the mesh in {max_bytes} bytes: the smallest file would be about {smallest} bytes"
         " (4-bit weights); allow more bytes or use fewer --spheres, --layers or a smaller --width"
     )
+
+
+def planned_bytes(config: ModelConfig) -> float:
+    """A slightly pessimistic size of a file storing a trained ``config`` at 8 bits per weight, before training."""
+    weights = [math.prod(shape) for name, shape in stored_shapes(config).items() if name != "spheres"]
+    fixed = PLANNED_HEADER_BYTES + PLANNED_SPHERE_BYTES * config.spheres
+    return fixed + PLANNED_VALUE_BYTES * sum(weights) + PLANNED_TENSOR_BYTES * len(weights)
+
+
+def fit_width_to_budget(options: EncodeOptions, max_bytes: int) -> EncodeOptions:
+    """``options`` with the widest hidden layers, up to ``options.model.width``, whose
+    :func:`planned_bytes` at 8 bits fit ``max_bytes`` (at least :data:`MIN_PLANNED_WIDTH`).
+
+    Narrowing the network spends a small budget better than coarser weights: at
+    ~5.3 KB a 6 x 26 network at 8 bits has 0.76-0.83x the error of the 6 x 32
+    one at 6 bits (README, "Presets"). :func:`encode_mesh` then picks the bits
+    that fit after training, 8 or more when the plan holds.
+    """
+    width = options.model.width
+    while width > MIN_PLANNED_WIDTH and planned_bytes(replace(options.model, width=width)) > max_bytes:
+        width -= 1
+    if width != options.model.width:
+        log.info("hidden width %d instead of %d to fit %d bytes at %d bits", width, options.model.width, max_bytes, PLANNED_BITS)
+    return replace(options, model=replace(options.model, width=width))
 
 
 def sphere_codec_for_grid(grid_size: int) -> SortedUniformCodec:

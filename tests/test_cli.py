@@ -1,6 +1,7 @@
 """The command line through click's CliRunner."""
 
 import json
+import math
 import re
 
 import pytest
@@ -111,6 +112,23 @@ def test_max_bytes_is_never_exceeded(encoded, tmp_path):
     assert out.stat().st_size <= limit
     report = json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)
     assert report["tensors"]["hidden.0.weight"]["bits"] < 8
+
+
+def test_max_bytes_without_a_width_narrows_the_network_and_keeps_8_bits(encoded, tmp_path):
+    from ksc.config import ModelConfig
+    from ksc.encoder import planned_bytes
+
+    source, _, _ = encoded
+    at = QUICK.index("--width")
+    quick = QUICK[:at] + QUICK[at + 2 :]  # no --width: the budget picks it
+    limit = math.ceil(planned_bytes(ModelConfig(spheres=32, layers=4, width=20)))
+    out = tmp_path / "planned.ksc"
+    result = CliRunner().invoke(main, ["encode", str(source), str(out), *quick, "--steps", "200", "--max-bytes", str(limit)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size <= limit
+    report = json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)
+    assert report["model"]["width"] == 20
+    assert report["tensors"]["hidden.0.weight"]["bits"] >= 8
 
 
 def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):

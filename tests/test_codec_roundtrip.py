@@ -105,3 +105,18 @@ def test_time_budget_stops_training_early(torus_result):
     result = encode_mesh(mesh, options)
     assert time.monotonic() - start < 60
     assert load_model(result.data).model.stored_parameter_count() == result.stored_parameters
+
+
+def test_a_small_budget_narrows_the_network_rather_than_its_bits():
+    from dataclasses import replace
+
+    from ksc.config import EncodeOptions
+    from ksc.encoder import MIN_PLANNED_WIDTH, fit_width_to_budget, planned_bytes
+
+    options = EncodeOptions()
+    assert fit_width_to_budget(options, 10**6) == options  # never wider than asked
+    planned = fit_width_to_budget(options, 5400)
+    width = planned.model.width
+    assert MIN_PLANNED_WIDTH < width < options.model.width
+    assert planned_bytes(planned.model) <= 5400 < planned_bytes(replace(planned.model, width=width + 1))
+    assert fit_width_to_budget(options, 100).model.width == MIN_PLANNED_WIDTH  # the bits then go down after training
