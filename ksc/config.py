@@ -136,13 +136,13 @@ class Preset:
 PRESETS = {
     "small": Preset(weight_bits=8, width=26, typical_size="~5.3 KB"),
     "default": Preset(weight_bits=8, width=32, typical_size="~7.1 KB"),
-    "high": Preset(weight_bits=8, width=36, typical_size="~8.5 KB"),
+    "high": Preset(weight_bits=8, width=36, typical_size="~8.6 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains
-little (README, "Presets": at ~5.3 KB a 6 x 26 network at 8 bits has 0.76-0.83x the
-Chamfer-L1 of the 6 x 32 one at 6 bits; at ~8.6 KB a 6 x 36 one at 8 bits 0.94-0.96x that
-of the 6 x 32 one at 10 bits)."""
+little (README, "Presets"; benchmarks/results/rd.md against ksc 0.5's 6-, 8- and 10-bit
+6 x 32 presets: small has 0.83x their small preset's Chamfer-L1 at 0.97x the bytes, high
+0.96x at 0.98x, medians over the 15 meshes)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
