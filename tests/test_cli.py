@@ -9,7 +9,7 @@ import trimesh
 from click.testing import CliRunner
 
 from ksc.cli.main import main
-from ksc.config import PRESETS
+from ksc.config import PRESETS, ModelConfig
 from ksc.format import VERSION
 
 from .conftest import assert_same_mesh, make_torus
@@ -30,6 +30,9 @@ QUICK = [
     "--qat-steps",
     "100",
 ]
+_WIDTH_AT = QUICK.index("--width")
+QUICK_ANY_WIDTH = QUICK[:_WIDTH_AT] + QUICK[_WIDTH_AT + 2 :]
+"""QUICK without --width, for what picks the width itself (a preset, --max-bytes)."""
 
 
 @pytest.fixture(scope="module")
@@ -115,15 +118,13 @@ def test_max_bytes_is_never_exceeded(encoded, tmp_path):
 
 
 def test_max_bytes_without_a_width_narrows_the_network_and_keeps_8_bits(encoded, tmp_path):
-    from ksc.config import ModelConfig
     from ksc.encoder import planned_bytes
 
     source, _, _ = encoded
-    at = QUICK.index("--width")
-    quick = QUICK[:at] + QUICK[at + 2 :]  # no --width: the budget picks it
     limit = math.ceil(planned_bytes(ModelConfig(spheres=32, layers=4, width=20)))
     out = tmp_path / "planned.ksc"
-    result = CliRunner().invoke(main, ["encode", str(source), str(out), *quick, "--steps", "200", "--max-bytes", str(limit)])
+    args = ["encode", str(source), str(out), *QUICK_ANY_WIDTH, "--steps", "200", "--max-bytes", str(limit)]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert out.stat().st_size <= limit
     report = json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)
@@ -133,12 +134,11 @@ def test_max_bytes_without_a_width_narrows_the_network_and_keeps_8_bits(encoded,
 
 def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
     source, _, _ = encoded
-    at = QUICK.index("--width")
-    quick = QUICK[:at] + QUICK[at + 2 :]  # the preset picks the width
     sizes, widths = {}, {}
     for preset in PRESETS:
         out = tmp_path / f"{preset}.ksc"
-        args = ["encode", str(source), str(out), *quick, "--steps", "200", "--qat-steps", "50", "--preset", preset, "-q"]
+        args = ["encode", str(source), str(out), *QUICK_ANY_WIDTH, "--steps", "200", "--qat-steps", "50"]
+        args += ["--preset", preset, "-q"]
         assert CliRunner().invoke(main, args).exit_code == 0
         sizes[preset] = out.stat().st_size
         report = json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)
@@ -147,7 +147,8 @@ def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
     assert widths == {name: preset.width for name, preset in PRESETS.items()}
     assert sizes["small"] < sizes["default"] < sizes["high"]
     out = tmp_path / "narrow.ksc"
-    args = ["encode", str(source), str(out), *quick, "--steps", "50", "--qat-steps", "0", "--preset", "high", "--width", "8"]
+    args = ["encode", str(source), str(out), *QUICK_ANY_WIDTH, "--steps", "50", "--qat-steps", "0"]
+    args += ["--preset", "high", "--width", "8"]
     assert CliRunner().invoke(main, args).exit_code == 0
     assert json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)["model"]["width"] == 8
 
