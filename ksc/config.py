@@ -146,7 +146,10 @@ little (README, "Presets"; benchmarks/results/rd.md against ksc 0.5's 6-, 8- and
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
-    """The options of preset ``name`` ('small', 'default', 'high'), with ``changes`` (EncodeOptions fields) applied."""
+    """The options of preset ``name`` ('small', 'default', 'high'), with ``changes`` (EncodeOptions fields) applied.
+
+    A ``model`` among ``changes`` replaces the preset's, width included.
+    """
     if name not in PRESETS:
         raise KscInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
