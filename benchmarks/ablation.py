@@ -31,7 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    SHARED_MESHES,
+    command_line,
+    machine_description,
+    markdown_table,
+    set_torch_threads,
+    shared_meshes,
+    write_results,
+)
 
 from ksc.config import EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -84,6 +93,11 @@ VARIANTS = {
     "seed 1 (training noise)": _variant(seed=1),
     "mean of the last 25 % of steps": _variant(train_average_tail=0.25),
     "mean of the last 10 % of steps": _variant(train_average_tail=0.10),
+    "5 % uniform samples (default 10 %)": _variant(uniform_share=0.05),
+    "half of each batch by error": _variant(train_error_focus=0.5),
+    "whole distance (ksc 0.6, no truncation)": _variant(train_truncation=None),
+    "distance truncated at 0.1": _variant(train_truncation=0.1),
+    "distance truncated at 0.05": _variant(train_truncation=0.05),
 }
 
 
@@ -154,8 +168,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     machine = machine_description(torch.device("cpu"))
     if args.jobs > 1:
         machine += f", {args.jobs} encodes at a time"
@@ -174,7 +187,7 @@ def main(argv=None) -> None:
     results_name = f"ablation-{args.suffix}" if args.suffix else "ablation"
     rows = []
     with (
-        ProcessPoolExecutor(args.jobs, get_context("spawn"), _set_threads, (args.threads,))
+        ProcessPoolExecutor(args.jobs, get_context("spawn"), set_torch_threads, (args.threads,))
         if args.jobs > 1
         else nullcontext() as pool
     ):
@@ -210,13 +223,6 @@ def _with_reused(results, reused: dict[tuple[str, int], dict]):
         if key in reused:
             yield reused.pop(key)
         yield row
-
-
-def _set_threads(threads: int | None) -> None:
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=1)

@@ -57,6 +57,12 @@ def run_measured(argv: list[str]) -> dict:
     }
 
 
+def set_torch_threads(threads: int | None) -> None:
+    """Give torch ``threads`` threads (None: leave its default); a process pool's initializer."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def command_line() -> str:
     """How this benchmark was run, quoted so that it can be pasted back into a shell."""
     return "python " + shlex.join([f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])

@@ -13,21 +13,38 @@ Chamfer-L1 over the quantizations is kept. Both are measured with
 ``benchmarks/.cache/default/`` for ``benchmarks/decode.py``.
 Writes ``benchmarks/results/rd[-SUFFIX].{json,md}`` and ``rd[-SUFFIX]-all.png`` (a panel per mesh and one of the medians).
 Run: ``.venv/bin/python benchmarks/rd.py`` (needs the ``bench`` extra: DracoPy, fast-simplification, matplotlib).
+``--jobs N --threads T`` runs N meshes at a time with T torch threads each: the
+errors and bytes are a lone run's (the encoder is deterministic), the encode
+seconds are not (the table says how many ran at a time).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CACHE, RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import (  # noqa: E402
+    CACHE,
+    RESULTS,
+    SHARED_MESHES,
+    command_line,
+    machine_description,
+    markdown_table,
+    set_torch_threads,
+    shared_meshes,
+    write_results,
+)
 
 from ksc.config import PRESETS, preset_options  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -215,15 +232,33 @@ def main(argv=None) -> None:
     parser.add_argument("--uniform-share", type=float, help="Share of uniform training samples (default: ksc's).")
     parser.add_argument("--seed", type=int, default=0, help="Encoder seed (default 0); others measure training noise.")
     parser.add_argument("--suffix", default="", help="Results go to rd-SUFFIX.*; the default-file cache is left alone.")
+    parser.add_argument("--jobs", type=int, default=1, help="Meshes run at a time, each in its own process.")
+    parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
     args = parser.parse_args(argv)
     import torch
 
+    set_torch_threads(args.threads)
     machine = machine_description(torch.device("cpu"))
+    if args.jobs > 1:
+        machine += f", {args.jobs} meshes at a time"
     paths = [p for p in shared_meshes(args.meshes) if not args.only or p.name in args.only]
+    task = functools.partial(
+        run_mesh,
+        presets=args.presets,
+        draco_bits=args.draco_bits,
+        seed=args.seed,
+        uniform_share=args.uniform_share,
+        keep_default=not args.suffix,
+    )
     rows = []
-    for path in paths:
-        rows.extend(run_mesh(path, args.presets, args.draco_bits, args.seed, args.uniform_share, keep_default=not args.suffix))
-        save(rows, args, machine)
+    with (
+        ProcessPoolExecutor(args.jobs, get_context("spawn"), set_torch_threads, (args.threads,))
+        if args.jobs > 1
+        else nullcontext() as pool
+    ):
+        for mesh_rows in pool.map(task, paths) if pool else map(task, paths):  # in mesh order either way
+            rows.extend(mesh_rows)
+            save(rows, args, machine)
 
 
 def save(rows, args, machine) -> None:

@@ -112,6 +112,10 @@ class TrainedMesh:
         }
         if self.options.train.average_tail:
             meta["encoder"]["average_tail"] = self.options.train.average_tail
+        if self.options.train.truncation is not None:
+            meta["encoder"]["truncation"] = self.options.train.truncation
+        if self.options.train.error_focus:
+            meta["encoder"]["error_focus"] = self.options.train.error_focus
         if self.options.train.loss_clamp is not None:
             meta["encoder"].update(loss_clamp=self.options.train.loss_clamp, far_floor=self.options.train.far_floor)
         return EncodeResult(
@@ -156,6 +160,10 @@ def train_mesh(
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
     samples = sample_sdf(unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share())
+    if options.train.truncation is not None:
+        # Still a lower bound of the distance, which is all the decoder's block search needs.
+        limit = np.float32(options.train.truncation)
+        samples = SdfSamples(samples.points, np.clip(samples.sdf, -limit, limit))
     log.info("sampled %d points, %d key spheres", options.samples, len(spheres))
 
     with torch.random.fork_rng(devices=[]):

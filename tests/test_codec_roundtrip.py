@@ -78,6 +78,17 @@ def test_clamped_loss_trains_a_surface_and_is_recorded(torus_result):
     assert compare_meshes(mesh, decode_mesh(result.data, 64)).iou > 0.9
 
 
+def test_error_focused_training_fits_a_surface_and_is_recorded(torus_result):
+    from dataclasses import replace
+
+    mesh, _ = torus_result
+    options = quick_options(steps=1000)
+    options = replace(options, train=replace(options.train, error_focus=0.5))
+    result = encode_mesh(mesh, options)
+    assert read_container(result.data).meta["encoder"]["error_focus"] == 0.5
+    assert compare_meshes(mesh, decode_mesh(result.data, 64)).iou > 0.9
+
+
 @pytest.mark.parametrize(
     "changes,message",
     [({"weight_bits": 1}, "weight bits"), ({"qat_steps": -1}, "quantization-aware"), ({"uniform_share": 0.95}, "uniform share")],
