@@ -95,7 +95,6 @@ VARIANTS = {
     "mean of the last 10 % of steps": _variant(train_average_tail=0.10),
     "5 % uniform samples (default 10 %)": _variant(uniform_share=0.05),
     "half of each batch by error": _variant(train_error_focus=0.5),
-    "whole distance (ksc 0.6, no truncation)": _variant(train_truncation=None),
     "distance truncated at 0.1": _variant(train_truncation=0.1),
     "distance truncated at 0.05": _variant(train_truncation=0.05),
 }

@@ -100,6 +100,13 @@ def _read_bytes(path: str) -> bytes:
 @click.option("--lr", "learning_rate", default=DEFAULTS.train.learning_rate, show_default=True, help="Peak learning rate.")
 @click.option("--samples", default=DEFAULTS.samples, show_default=True, help="Training points with their SDF.")
 @click.option(
+    "--truncation",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Train on the signed distance clipped to +-this, e.g. 0.1 (0: the whole distance; experimental).",
+)
+@click.option(
     "--distance",
     type=click.Choice(DISTANCES),
     default=DEFAULTS.distance,
@@ -143,6 +150,7 @@ def encode(
     batch_size,
     learning_rate,
     samples,
+    truncation,
     distance,
     preset,
     bits,
@@ -170,7 +178,13 @@ def encode(
             activation=activation,
             weighting=weighting,
         ),
-        train=TrainConfig(steps=steps, batch_size=batch_size, learning_rate=learning_rate, time_budget=time_budget),
+        train=TrainConfig(
+            steps=steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            time_budget=time_budget,
+            truncation=truncation or None,
+        ),
         samples=samples,
         distance=distance,
         weight_bits=bits if bits is not None else rate.weight_bits,

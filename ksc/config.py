@@ -61,14 +61,18 @@ class TrainConfig:
     """With ``loss_clamp``, far values may not fall below this share of the true distance."""
     average_tail: float = 0.0
     """Share of the last steps whose parameters are averaged into the trained network (0: keep the last)."""
-    truncation: float | None = 0.1
+    truncation: float | None = None
     """Train on the signed distance clipped to [-truncation, truncation] (None: the whole distance).
 
-    The network then spends nothing on the far field's exact values, only on
-    the surface's neighbourhood; a clipped distance is still a lower bound of
-    the true one, which is all the decoder's block search assumes. ksc 0.7's
-    default (benchmarks/results/ablation-truncation.md: 0.83-1.03x the
-    Chamfer-L1 of the whole distance, median 0.96x, in 3-8 % fewer bytes)."""
+    The network then spends nothing on the far field's exact values; a clipped
+    distance is still a lower bound of the true one, which is all the decoder's
+    block search assumes. Off by default: at 0.1 it gave 0.83-1.03x the
+    Chamfer-L1 on four meshes in 3-8 % fewer bytes (benchmarks/results/ablation-truncation.md),
+    but on all 15 the errors moved both ways (0.83-1.28x at the default preset,
+    rd-truncation.md) and the triangle soup's width-36 network collapsed to a
+    constant with no surface: with every target within 0.1 of zero, a constant
+    near the median target is a local minimum of the L1 loss that the whole
+    distance's far targets do not offer."""
     error_focus: float = 0.0
     """Share of each batch drawn in proportion to the samples' current error (``ksc.train.BatchSampler``; 0: uniform)."""
 

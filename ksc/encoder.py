@@ -172,8 +172,30 @@ def train_mesh(
     generator = torch.Generator().manual_seed(options.seed)
     loss = fit(model, samples, options.train, generator, device, on_step)
     log.info("trained: final L1 loss %.5f", loss)
+    if not describes_a_surface(model, samples):
+        raise KscInputError(
+            f"training collapsed: the network has the same sign everywhere (final L1 loss {loss:.4f}), so its file"
+            " would decode to nothing; try another --seed, or no --truncation"
+        )
     source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
     return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started)
+
+
+SURFACE_CHECK_POINTS = 65536
+
+
+@torch.no_grad()
+def describes_a_surface(model: KeySphereNet, samples: SdfSamples) -> bool:
+    """Whether ``model`` takes both signs on the first :data:`SURFACE_CHECK_POINTS` training points.
+
+    A network that collapsed to one sign (the triangle soup's, trained on a
+    clipped distance, became a constant) describes no surface; near-surface
+    samples straddle the surface, so any fitted network takes both signs there.
+    """
+    points = torch.from_numpy(np.ascontiguousarray(samples.points[:SURFACE_CHECK_POINTS]))
+    model.eval()
+    values = model(points.to(next(model.parameters()).device))
+    return bool((values > 0).any()) and bool((values < 0).any())
 
 
 def encode_mesh(

@@ -147,7 +147,7 @@ def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
     assert widths == {name: preset.width for name, preset in PRESETS.items()}
     assert sizes["small"] < sizes["default"] < sizes["high"]
     out = tmp_path / "narrow.ksc"
-    args = ["encode", str(source), str(out), *QUICK_ANY_WIDTH, "--steps", "50", "--qat-steps", "0"]
+    args = ["encode", str(source), str(out), *QUICK_ANY_WIDTH, "--steps", "200", "--qat-steps", "0"]
     args += ["--preset", "high", "--width", "8"]
     assert CliRunner().invoke(main, args).exit_code == 0
     assert json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)["model"]["width"] == 8
@@ -156,12 +156,23 @@ def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
 def test_distance_backend_is_an_option_and_recorded(encoded, tmp_path):
     source, default_target, _ = encoded
     out = tmp_path / "pysdf.ksc"
-    args = ["encode", str(source), str(out), *QUICK, "--steps", "50", "--qat-steps", "0", "--distance", "pysdf", "-q"]
+    args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "0", "--distance", "pysdf", "-q"]
     assert CliRunner().invoke(main, args).exit_code == 0
     runner = CliRunner()
     for path, distance in ((out, "pysdf"), (default_target, "exact")):
         report = json.loads(runner.invoke(main, ["info", "--json", str(path)]).output)
         assert report["encoder"]["distance"] == distance
+
+
+def test_truncation_is_an_option_and_recorded(encoded, tmp_path):
+    source, default_target, _ = encoded
+    out = tmp_path / "truncated.ksc"
+    args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "0", "--truncation", "0.1", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    runner = CliRunner()
+    truncated = json.loads(runner.invoke(main, ["info", "--json", str(out)]).output)["encoder"]
+    default = json.loads(runner.invoke(main, ["info", "--json", str(default_target)]).output)["encoder"]
+    assert truncated["truncation"] == 0.1 and "truncation" not in default
 
 
 def corrupt(data: bytes) -> bytes:
@@ -190,7 +201,8 @@ def corrupt(data: bytes) -> bytes:
         (["encode", "{flat_obj}", "{out_ksc}", "--steps", "10"], None, "encloses no volume"),
         (["encode", "{source}", "{out_ksc}", "--bits", "40"], None, "bits"),
         (["encode", "{source}", "{out_ksc}", "--spheres", "0"], None, "spheres"),
-        (["encode", "{source}", "{out_ksc}", *QUICK, "--steps", "20", "--max-bytes", "300", "-q"], None, "cannot fit the mesh"),
+        (["encode", "{source}", "{out_ksc}", "--truncation", "-0.1"], None, "truncation"),
+        (["encode", "{source}", "{out_ksc}", *QUICK, "--steps", "200", "--max-bytes", "300", "-q"], None, "cannot fit the mesh"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(encoded, tmp_path, command, prepare, message):
@@ -267,7 +279,7 @@ def test_version_and_help():
 @pytest.mark.parametrize("flag,logged", [("-v", True), ("-q", False)])
 def test_verbosity_sets_the_library_log_level(encoded, tmp_path, caplog, flag, logged):
     source, _, _ = encoded
-    args = ["encode", str(source), str(tmp_path / "v.ksc"), *QUICK, "--steps", "50", flag]
+    args = ["encode", str(source), str(tmp_path / "v.ksc"), *QUICK, "--steps", "200", flag]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0
     assert ("final L1 loss" in caplog.text) == logged

@@ -59,10 +59,23 @@ def test_stored_weights_are_the_quantized_trained_ones(torus_result):
     assert torch.isfinite(values).all()
 
 
-def test_short_run_still_reports_its_loss(torus_result):
-    mesh, _ = torus_result
-    result = encode_mesh(mesh, quick_options(steps=30))
-    assert 0.0 < result.final_loss < 1.0
+def test_short_run_still_reports_its_loss():
+    """A training shorter than one 100-step loss window reports the mean of all its steps."""
+    from ksc.config import ModelConfig, TrainConfig
+    from ksc.model import KeySphereNet
+    from ksc.sampling import SdfSamples
+    from ksc.train import fit
+
+    points = np.random.default_rng(0).uniform(-1, 1, (500, 3)).astype(np.float32)
+    samples = SdfSamples(points, (0.5 - np.linalg.norm(points, axis=1)).astype(np.float32))
+    torch.manual_seed(0)
+    model = KeySphereNet(ModelConfig(spheres=4, layers=2, width=8), torch.rand(4, 4) * 0.3)
+    loss = fit(model, samples, TrainConfig(steps=30, batch_size=64), torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert 0.0 < loss < 1.0
+
+
+def test_the_file_records_the_final_loss(torus_result):
+    mesh, result = torus_result
     assert read_container(result.data).meta["encoder"]["final_loss"] == pytest.approx(result.final_loss, abs=1e-6)
 
 
@@ -76,6 +89,21 @@ def test_clamped_loss_trains_a_surface_and_is_recorded(torus_result):
     encoder = read_container(result.data).meta["encoder"]
     assert (encoder["loss_clamp"], encoder["far_floor"]) == (0.05, 0.5)
     assert compare_meshes(mesh, decode_mesh(result.data, 64)).iou > 0.9
+
+
+def test_training_targets_are_truncated_when_asked(torus_result):
+    from dataclasses import replace
+
+    from ksc.encoder import train_mesh
+
+    mesh, _ = torus_result
+    options = quick_options(steps=300)
+    whole = train_mesh(mesh, options).samples.sdf
+    truncated = train_mesh(mesh, replace(options, train=replace(options.train, truncation=0.1))).samples.sdf
+    assert np.abs(truncated).max() == pytest.approx(0.1)
+    assert np.abs(whole).max() > 0.5  # uniform points far outside the torus
+    near = np.abs(whole) < 0.1
+    assert np.array_equal(truncated[near], whole[near]) and np.array_equal(np.sign(truncated), np.sign(whole))
 
 
 def test_error_focused_training_fits_a_surface_and_is_recorded(torus_result):
@@ -131,3 +159,23 @@ def test_a_small_budget_narrows_the_network_rather_than_its_bits():
     assert MIN_PLANNED_WIDTH < width < options.model.width
     assert planned_bytes(planned.model) <= 5400 < planned_bytes(replace(planned.model, width=width + 1))
     assert fit_width_to_budget(options, 100).model.width == MIN_PLANNED_WIDTH  # the bits then go down after training
+
+
+def test_a_collapsed_network_describes_no_surface():
+    from ksc.encoder import describes_a_surface
+    from ksc.sampling import SdfSamples
+
+    class Field(torch.nn.Module):
+        def __init__(self, constant: float | None):
+            super().__init__()
+            self.constant = torch.nn.Parameter(torch.tensor(constant or 0.0), requires_grad=False)
+            self.is_constant = constant is not None
+
+        def forward(self, points):
+            return self.constant.expand(len(points)) if self.is_constant else points[:, 0]
+
+    points = np.random.default_rng(0).uniform(-1, 1, (1000, 3)).astype(np.float32)
+    samples = SdfSamples(points, points[:, 0].copy())
+    assert describes_a_surface(Field(None), samples)
+    assert not describes_a_surface(Field(0.0002), samples)  # the soup's collapsed network (README, ksc 0.7)
+    assert not describes_a_surface(Field(-0.3), samples)

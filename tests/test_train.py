@@ -47,6 +47,8 @@ def test_learning_rate_warms_up_then_decays_to_one_percent():
         TrainConfig(average_tail=1.0),
         TrainConfig(error_focus=-0.1),
         TrainConfig(error_focus=1.5),
+        TrainConfig(truncation=0.0),
+        TrainConfig(truncation=-0.1),
     ],
 )
 def test_options_reject_bad_loss_settings(train):
