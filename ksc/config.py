@@ -70,9 +70,10 @@ class TrainConfig:
     Chamfer-L1 on four meshes in 3-8 % fewer bytes (benchmarks/results/ablation-truncation.md),
     but on all 15 the errors moved both ways (0.83-1.28x at the default preset,
     rd-truncation.md) and the triangle soup's width-36 network collapsed to a
-    constant with no surface: with every target within 0.1 of zero, a constant
-    near the median target is a local minimum of the L1 loss that the whole
-    distance's far targets do not offer."""
+    constant with no surface (its loss spiked once the warm-up reached the peak
+    learning rate, then stayed at the constant's): with every target within 0.1
+    of zero, a constant near the median target is a stable minimum of the L1
+    loss, which the whole distance's far targets make a costly one."""
     error_focus: float = 0.0
     """Share of each batch drawn in proportion to the samples' current error (``ksc.train.BatchSampler``; 0: uniform)."""
 

@@ -189,8 +189,10 @@ def describes_a_surface(model: KeySphereNet, samples: SdfSamples) -> bool:
     """Whether ``model`` takes both signs on the first :data:`SURFACE_CHECK_POINTS` training points.
 
     A network that collapsed to one sign (the triangle soup's, trained on a
-    clipped distance, became a constant) describes no surface; near-surface
-    samples straddle the surface, so any fitted network takes both signs there.
+    clipped distance, became a constant) describes no surface. The first
+    samples are the near-surface kind (:func:`ksc.sampling.sample_sdf` draws
+    them first), which straddle the surface, so any fitted network takes both
+    signs there.
     """
     points = torch.from_numpy(np.ascontiguousarray(samples.points[:SURFACE_CHECK_POINTS]))
     model.eval()
