@@ -23,10 +23,7 @@ import functools
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import replace
-from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     RESULTS,
     SHARED_MESHES,
+    add_parallel_options,
     command_line,
     machine_description,
+    map_in_order,
     markdown_table,
     set_torch_threads,
     shared_meshes,
@@ -150,8 +149,7 @@ def main(argv=None) -> None:
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="Variants to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
     parser.add_argument("--suffix", default="", help="Results go to ablation-SUFFIX.{json,md}.")
-    parser.add_argument("--jobs", type=int, default=1, help="Encodes run at a time, each in its own process.")
-    parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
+    add_parallel_options(parser, "Encodes")
     parser.add_argument(
         "--seeds",
         type=int,
@@ -185,19 +183,13 @@ def main(argv=None) -> None:
     ]
     results_name = f"ablation-{args.suffix}" if args.suffix else "ablation"
     rows = []
-    with (
-        ProcessPoolExecutor(args.jobs, get_context("spawn"), set_torch_threads, (args.threads,))
-        if args.jobs > 1
-        else nullcontext() as pool
-    ):
-        results = pool.map(_run_task, *zip(*tasks, strict=True)) if pool else (_run_task(*task) for task in tasks)
-        results = _with_reused(results, reused)
-        for row in results:  # in task order, so each mesh and seed's default comes before its variants
-            if row["variant"] == "default":
-                baseline = row["chamfer_l1"]
-            rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
-            print(markdown_table(COLUMNS, rows[-1:]).splitlines()[-1], flush=True)
-            save(rows, machine, results_name)
+    results = _with_reused(map_in_order(_run_task, tasks, args.jobs, args.threads), reused)
+    for row in results:  # in task order, so each mesh and seed's default comes before its variants
+        if row["variant"] == "default":
+            baseline = row["chamfer_l1"]
+        rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
+        print(markdown_table(COLUMNS, rows[-1:]).splitlines()[-1], flush=True)
+        save(rows, machine, results_name)
 
 
 def _default_rows(name: str) -> dict[tuple[str, int], dict]:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -61,6 +63,25 @@ def set_torch_threads(threads: int | None) -> None:
     """Give torch ``threads`` threads (None: leave its default); a process pool's initializer."""
     if threads:
         torch.set_num_threads(threads)
+
+
+def add_parallel_options(parser, unit: str) -> None:
+    """``--jobs`` (how many ``unit`` run at a time) and ``--threads`` (torch threads per job) for :func:`map_in_order`."""
+    parser.add_argument("--jobs", type=int, default=1, help=f"{unit} run at a time, each in its own process.")
+    parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
+
+
+def map_in_order(function, arguments: list[tuple], jobs: int = 1, threads: int | None = None):
+    """Yield ``function(*args)`` for each tuple of ``arguments``, in their order.
+
+    With ``jobs`` > 1 the calls run in that many spawned processes, each with
+    ``threads`` torch threads; ``function`` must then be importable (module level).
+    """
+    if jobs <= 1 or not arguments:
+        yield from (function(*args) for args in arguments)
+        return
+    with ProcessPoolExecutor(jobs, get_context("spawn"), set_torch_threads, (threads,)) as pool:
+        yield from pool.map(function, *zip(*arguments, strict=True))
 
 
 def command_line() -> str:

@@ -25,9 +25,6 @@ import functools
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +35,10 @@ from common import (  # noqa: E402
     CACHE,
     RESULTS,
     SHARED_MESHES,
+    add_parallel_options,
     command_line,
     machine_description,
+    map_in_order,
     markdown_table,
     set_torch_threads,
     shared_meshes,
@@ -235,8 +234,7 @@ def main(argv=None) -> None:
     parser.add_argument("--truncation", type=float, help="Train on the distance clipped to +-this (default: the whole).")
     parser.add_argument("--seed", type=int, default=0, help="Encoder seed (default 0); others measure training noise.")
     parser.add_argument("--suffix", default="", help="Results go to rd-SUFFIX.*; the default-file cache is left alone.")
-    parser.add_argument("--jobs", type=int, default=1, help="Meshes run at a time, each in its own process.")
-    parser.add_argument("--threads", type=int, default=None, help="Torch threads per job (default: torch's own).")
+    add_parallel_options(parser, "Meshes")
     args = parser.parse_args(argv)
     import torch
 
@@ -255,14 +253,9 @@ def main(argv=None) -> None:
         keep_default=not args.suffix,
     )
     rows = []
-    with (
-        ProcessPoolExecutor(args.jobs, get_context("spawn"), set_torch_threads, (args.threads,))
-        if args.jobs > 1
-        else nullcontext() as pool
-    ):
-        for mesh_rows in pool.map(task, paths) if pool else map(task, paths):  # in mesh order either way
-            rows.extend(mesh_rows)
-            save(rows, args, machine)
+    for mesh_rows in map_in_order(task, [(path,) for path in paths], args.jobs, args.threads):
+        rows.extend(mesh_rows)
+        save(rows, args, machine)
 
 
 def save(rows, args, machine) -> None:
