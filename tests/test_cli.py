@@ -153,26 +153,23 @@ def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
     assert json.loads(CliRunner().invoke(main, ["info", "--json", str(out)]).output)["model"]["width"] == 8
 
 
-def test_distance_backend_is_an_option_and_recorded(encoded, tmp_path):
-    source, default_target, _ = encoded
-    out = tmp_path / "pysdf.ksc"
-    args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "0", "--distance", "pysdf", "-q"]
-    assert CliRunner().invoke(main, args).exit_code == 0
-    runner = CliRunner()
-    for path, distance in ((out, "pysdf"), (default_target, "exact")):
-        report = json.loads(runner.invoke(main, ["info", "--json", str(path)]).output)
-        assert report["encoder"]["distance"] == distance
+ABSENT = object()
 
 
-def test_truncation_is_an_option_and_recorded(encoded, tmp_path):
+@pytest.mark.parametrize(
+    "option,value,key,recorded,default",
+    [("--distance", "pysdf", "distance", "pysdf", "exact"), ("--truncation", "0.1", "truncation", 0.1, ABSENT)],
+)
+def test_training_options_are_recorded(encoded, tmp_path, option, value, key, recorded, default):
+    """The option's value lands in the encoder map; a default encode records the default (or nothing)."""
     source, default_target, _ = encoded
-    out = tmp_path / "truncated.ksc"
-    args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "0", "--truncation", "0.1", "-q"]
+    out = tmp_path / "option.ksc"
+    args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "0", option, value, "-q"]
     assert CliRunner().invoke(main, args).exit_code == 0
     runner = CliRunner()
-    truncated = json.loads(runner.invoke(main, ["info", "--json", str(out)]).output)["encoder"]
-    default = json.loads(runner.invoke(main, ["info", "--json", str(default_target)]).output)["encoder"]
-    assert truncated["truncation"] == 0.1 and "truncation" not in default
+    for path, expected in ((out, recorded), (default_target, default)):
+        encoder = json.loads(runner.invoke(main, ["info", "--json", str(path)]).output)["encoder"]
+        assert encoder.get(key, ABSENT) == expected
 
 
 def corrupt(data: bytes) -> bytes:
