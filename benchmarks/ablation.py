@@ -1,7 +1,8 @@
 """Ablation: which encoder choices earn their bytes.
 
 Each variant changes one thing from the default preset (8-bit weights after
-quantization-aware fine-tuning, 128 key spheres, DPFE branch, 6 x 32 MLP,
+quantization-aware fine-tuning, 128 key spheres, DPFE branch, 6 octaves of Fourier
+features of the query point, 6 x 29 MLP,
 24000 steps of 2048 points) and is encoded from scratch with its own training, decoded at
 256^3 and measured with ``ksc.metrics`` against the input. A variant pays if
 it lowers Chamfer-L1 at no more bytes, or keeps it at fewer bytes or less
@@ -96,6 +97,11 @@ VARIANTS = {
     "half of each batch by error": _variant(train_error_focus=0.5),
     "distance truncated at 0.1": _variant(train_truncation=0.1),
     "distance truncated at 0.05": _variant(train_truncation=0.05),
+    "no Fourier features, width 32 (ksc 0.7's default)": _variant(model_frequencies=0, model_width=32),
+    "Fourier features, 4 octaves, width 32": _variant(model_frequencies=4, model_width=32),
+    "Fourier features, 6 octaves, width 32": _variant(model_frequencies=6, model_width=32),
+    "Fourier features, 4 octaves, width 30 (about the default's bytes)": _variant(model_frequencies=4, model_width=30),
+    "Fourier features, 6 octaves, width 29 (ksc 0.8's default)": _variant(model_frequencies=6, model_width=29),
 }
 
 

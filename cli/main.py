@@ -75,6 +75,12 @@ def _read_bytes(path: str) -> bytes:
 @click.option("--layers", default=DEFAULTS.model.layers, show_default=True, help="Hidden layers of the SDF network (K).")
 @click.option("--width", type=int, default=None, help="Units per hidden layer (Q); default: the preset's.")
 @click.option(
+    "--frequencies",
+    default=DEFAULTS.model.frequencies,
+    show_default=True,
+    help="Octaves of Fourier features of the query point (0: the paper's network).",
+)
+@click.option(
     "--features",
     type=click.Choice(FEATURE_BRANCHES),
     default=DEFAULTS.model.features,
@@ -142,6 +148,7 @@ def encode(
     spheres,
     layers,
     width,
+    frequencies,
     features,
     activation,
     weighting,
@@ -175,6 +182,7 @@ def encode(
             spheres=spheres,
             layers=layers,
             width=width if width is not None else rate.width,
+            frequencies=frequencies,
             activation=activation,
             weighting=weighting,
         ),

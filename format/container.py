@@ -20,8 +20,8 @@ from ksc.errors import KscFormatError
 from .codecs import codec_from_config
 
 MAGIC = b"\x89KSC"
-VERSION = (2, 0)
-READABLE_MAJORS = (1, 2)
+VERSION = (3, 0)
+READABLE_MAJORS = (1, 2, 3)
 PREAMBLE = struct.Struct("<4sBB")  # magic, major, minor
 HEADER_SIZE = struct.Struct("<I")  # first field of the decompressed body
 TRAILER = struct.Struct("<I")  # CRC-32 of everything before it
@@ -130,7 +130,7 @@ def read_container(data: bytes) -> Container:
         raise KscFormatError(f"header length {header_size} exceeds the limit or the body's {len(body)} bytes")
     header = _unpack_header(body[HEADER_SIZE.size : HEADER_SIZE.size + header_size])
     offset = HEADER_SIZE.size + header_size
-    entries = _tensor_entries_v1(header) if major == 1 else _tensor_entries_v2(header)
+    entries = _tensor_entries_v1(header) if major == 1 else _tensor_entries_v2(header)  # 3.x lays tensors out as 2.x
     records = _checked_records(entries, len(body) - offset)
 
     tensors = []

@@ -23,9 +23,10 @@ class ModelConfig:
     features: str = "direct"
     spheres: int = 128
     layers: int = 6
-    width: int = 32
+    width: int = 29
     activation: str = "silu"
     weighting: str = "paper"
+    frequencies: int = 6
 
     def __post_init__(self):
         if self.features not in FEATURE_BRANCHES:
@@ -34,7 +35,7 @@ class ModelConfig:
             raise KscInputError(f"activation must be one of {ACTIVATION_NAMES}, got {self.activation!r}")
         if self.weighting not in WEIGHTINGS:
             raise KscInputError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        for name, low, high in (("spheres", 1, 4096), ("layers", 1, 32), ("width", 1, 1024)):
+        for name, low, high in (("spheres", 1, 4096), ("layers", 1, 32), ("width", 1, 1024), ("frequencies", 0, 16)):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise KscInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -153,9 +154,9 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=26, typical_size="~5.3 KB"),
-    "default": Preset(weight_bits=8, width=32, typical_size="~7.1 KB"),
-    "high": Preset(weight_bits=8, width=36, typical_size="~8.6 KB"),
+    "small": Preset(weight_bits=8, width=23, typical_size="~5.3 KB"),
+    "default": Preset(weight_bits=8, width=29, typical_size="~7.1 KB"),
+    "high": Preset(weight_bits=8, width=33, typical_size="~8.6 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains

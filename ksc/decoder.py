@@ -16,6 +16,9 @@ from ksc.format import Container, read_container
 from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
 
+FOURIER_MAJOR = 3
+"""The first format version whose ``model`` has ``frequencies``."""
+
 
 @dataclass
 class DecodedModel:
@@ -35,13 +38,7 @@ def load_model(data: bytes, device: torch.device | None = None) -> DecodedModel:
     bound = meta.get("bound")
     if not isinstance(bound, float) or not 1.0 <= bound <= 2.0:
         raise KscFormatError(f"header field 'bound' must be a float in [1, 2], got {bound!r}")
-    model_meta = meta.get("model")
-    if not isinstance(model_meta, dict):
-        raise KscFormatError("header field 'model' is missing or not a map")
-    try:
-        config = ModelConfig.from_dict(model_meta)
-    except (KscInputError, TypeError) as error:
-        raise KscFormatError(f"header field 'model' is invalid: {error}") from None
+    config = _model_config(meta.get("model"), container.version[0])
     expected = stored_shapes(config)
     found = {record.name: record.shape for record in container.tensors}
     if found != expected:
@@ -117,6 +114,26 @@ def decode_mesh(
 ) -> trimesh.Trimesh:
     """The mesh of :func:`decode`."""
     return decode(data, resolution, device, dense).mesh
+
+
+def _model_config(section, major: int) -> ModelConfig:
+    """The network's configuration from the header's ``model`` map of a format ``major`` file.
+
+    ``frequencies`` (Fourier features of the query point) came with format 3.0:
+    a 3.x file must state it, and in an older file it cannot appear.
+    """
+    if not isinstance(section, dict):
+        raise KscFormatError("header field 'model' is missing or not a map")
+    if major >= FOURIER_MAJOR and "frequencies" not in section:
+        raise KscFormatError(f"header field 'model' lacks 'frequencies', which format {major}.x requires")
+    if major < FOURIER_MAJOR and "frequencies" in section:
+        raise KscFormatError(f"header field 'model' has 'frequencies', which format {major}.x does not define")
+    if major < FOURIER_MAJOR:
+        section = {**section, "frequencies": 0}  # the network those versions wrote
+    try:
+        return ModelConfig.from_dict(section)
+    except (KscInputError, TypeError) as error:
+        raise KscFormatError(f"header field 'model' is invalid: {error}") from None
 
 
 def _transform(section) -> Transform:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ksc.config import ModelConfig
-from ksc.model import FEATURE_DIM, KeySphereNet
+from ksc.model import KeySphereNet, input_width
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def chunk_size(model: KeySphereNet, device: torch.device) -> int:
     GPU. On a CPU it is also capped at ``CPU_CHUNK``.
     """
     config = getattr(model, "config", None) or ModelConfig()  # any module mapping points to values works
-    bytes_per_point = 4 * (4 * config.spheres + FEATURE_DIM + 3 + 2 * config.layers * config.width)
+    bytes_per_point = 4 * (4 * config.spheres + input_width(config) + 2 * config.layers * config.width)
     free = _free_memory(device)
     chunk = int(MEMORY_SHARE * free / bytes_per_point) if free else MIN_CHUNK
     if device.type == "cpu":

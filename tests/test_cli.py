@@ -62,7 +62,8 @@ def test_info_text_and_json(encoded):
     assert report["spheres"] == 32
     assert report["model"]["layers"] == 4
     assert report["sizes"]["file"] == target.stat().st_size
-    assert report["stored_parameters"] == 32 * 4 + 4 * 29 + 29 + 32 * 32 + 32 + 3 * (32 * 32 + 32) + 32 + 1
+    first_layer = (32 + 6 * 6) * 32 + 32  # point, 6 octaves of Fourier features and the 29-D sphere feature in
+    assert report["stored_parameters"] == 32 * 4 + 4 * 29 + 29 + first_layer + 3 * (32 * 32 + 32) + 32 + 1
 
 
 @pytest.mark.parametrize("suffix", [".ply", ".obj", ".stl", ".glb"])

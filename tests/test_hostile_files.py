@@ -167,6 +167,16 @@ def test_absurd_header_length(declared, rest):
         verify(pack_raw(HEADER, rest, VERSION, header_size=declared))
 
 
+def test_frequencies_are_required_in_3x_and_refused_before():
+    header, tensors = golden_parts()
+    assert "frequencies" in header["model"]
+    with pytest.raises(KscFormatError, match="'frequencies', which format 2.x does not define"):
+        verify(pack_raw(header, tensors, (2, 0)))
+    del header["model"]["frequencies"]
+    with pytest.raises(KscFormatError, match="lacks 'frequencies', which format 3.x requires"):
+        verify(pack_raw(header, tensors, VERSION))
+
+
 @PROPERTY
 @given(st.integers(min_value=0, max_value=255), st.integers(min_value=0, max_value=255))
 def test_versions(major, minor):

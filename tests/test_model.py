@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -11,9 +13,28 @@ def paper_parameter_count(m: int, k: int, q: int) -> int:
     return m * 4 + 29 * 4 + q * k + 30 + q * q * (k - 1) + (q + 1) * 32
 
 
-def test_default_direct_network_stores_7026_parameters():
-    model = KeySphereNet(ModelConfig(), torch.rand(128, 4))
+def test_papers_network_stores_7026_parameters():
+    model = KeySphereNet(ModelConfig(width=32, frequencies=0), torch.rand(128, 4))
     assert model.stored_parameter_count() == 7026 == paper_parameter_count(128, 6, 32)
+
+
+def test_fourier_features_widen_only_the_first_layer():
+    paper = KeySphereNet(ModelConfig(spheres=8, width=16, frequencies=0), torch.rand(8, 4))
+    fourier = KeySphereNet(ModelConfig(spheres=8, width=16, frequencies=3), torch.rand(8, 4))
+    assert fourier.hidden[0].weight.shape == (16, 3 + 6 * 3 + FEATURE_DIM)
+    assert fourier.stored_parameter_count() - paper.stored_parameter_count() == 16 * 6 * 3
+
+
+def test_fourier_features_follow_the_specified_order():
+    model = KeySphereNet(ModelConfig(spheres=2, frequencies=2), torch.rand(2, 4))
+    point = torch.tensor([[0.25, -0.5, 0.125]])
+    features = torch.cat(model.fourier_features(point), dim=1)[0]
+    expected = []
+    for k in range(2):  # format/SPEC.md: per octave the three sines, then the three cosines
+        angle = math.pi * 2**k * point[0]
+        expected += [*torch.sin(angle), *torch.cos(angle)]
+    assert torch.allclose(features, torch.stack(expected))
+    assert model(point).shape == (1,)
 
 
 def test_latent_branch_stores_sphere_latents_instead_of_the_sphere_layer():
@@ -57,7 +78,8 @@ def test_stored_tensors_load_by_name_and_check_shapes():
 
 
 @pytest.mark.parametrize(
-    "field,value", [("spheres", 0), ("layers", 100), ("width", "32"), ("features", "x"), ("weighting", "nearest")]
+    "field,value",
+    [("spheres", 0), ("layers", 100), ("width", "32"), ("features", "x"), ("weighting", "nearest"), ("frequencies", 17)],
 )
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(KscInputError, match=field):
@@ -65,7 +87,7 @@ def test_config_rejects_bad_values(field, value):
 
 
 def test_config_round_trips():
-    config = ModelConfig(features="latent", spheres=7, layers=3, width=9, activation="relu", weighting="inverse")
+    config = ModelConfig(features="latent", spheres=7, layers=3, width=9, activation="relu", weighting="inverse", frequencies=3)
     assert ModelConfig.from_dict(config.to_dict()) == config
 
 
