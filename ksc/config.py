@@ -155,8 +155,8 @@ class Preset:
 
 PRESETS = {
     "small": Preset(weight_bits=8, width=23, typical_size="~5.3 KB"),
-    "default": Preset(weight_bits=8, width=29, typical_size="~7.1 KB"),
-    "high": Preset(weight_bits=8, width=33, typical_size="~8.6 KB"),
+    "default": Preset(weight_bits=8, width=29, typical_size="~7.2 KB"),
+    "high": Preset(weight_bits=8, width=33, typical_size="~8.8 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains
