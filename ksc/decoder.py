@@ -124,12 +124,12 @@ def _model_config(section, major: int) -> ModelConfig:
     """
     if not isinstance(section, dict):
         raise KscFormatError("header field 'model' is missing or not a map")
-    if major >= FOURIER_MAJOR and "frequencies" not in section:
-        raise KscFormatError(f"header field 'model' lacks 'frequencies', which format {major}.x requires")
-    if major < FOURIER_MAJOR and "frequencies" in section:
-        raise KscFormatError(f"header field 'model' has 'frequencies', which format {major}.x does not define")
     if major < FOURIER_MAJOR:
+        if "frequencies" in section:
+            raise KscFormatError(f"header field 'model' has 'frequencies', which format {major}.x does not define")
         section = {**section, "frequencies": 0}  # the network those versions wrote
+    elif "frequencies" not in section:
+        raise KscFormatError(f"header field 'model' lacks 'frequencies', which format {major}.x requires")
     try:
         return ModelConfig.from_dict(section)
     except (KscInputError, TypeError) as error:
