@@ -102,6 +102,8 @@ VARIANTS = {
     "Fourier features, 6 octaves, width 32": _variant(model_frequencies=6, model_width=32),
     "Fourier features, 4 octaves, width 30 (about the default's bytes)": _variant(model_frequencies=4, model_width=30),
     "Fourier features, 6 octaves, width 29 (ksc 0.8's default)": _variant(model_frequencies=6, model_width=29),
+    "Fourier features, 8 octaves, width 28 (about the default's bytes)": _variant(model_frequencies=8, model_width=28),
+    "7-bit, width 32 (about the default's bytes)": _variant(weight_bits=7, model_width=32),
 }
 
 
