@@ -45,6 +45,12 @@ def input_width(config: ModelConfig) -> int:
     return 3 + 6 * config.frequencies + FEATURE_DIM
 
 
+def hidden_layer_sizes(config: ModelConfig) -> list[tuple[int, int]]:
+    """``(inputs, outputs)`` of each hidden layer, first to last: what the model builds and a file stores."""
+    widths = [input_width(config)] + [config.width] * config.layers
+    return list(zip(widths[:-1], widths[1:], strict=True))
+
+
 def stored_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Shape of every tensor a file stores for ``config``, by name (checked before anything is allocated)."""
     shapes = {"spheres": (config.spheres, 4)}
@@ -52,8 +58,7 @@ def stored_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes.update({"sphere_layer.weight": (FEATURE_DIM, 4), "sphere_layer.bias": (FEATURE_DIM,)})
     else:
         shapes["latents"] = (config.spheres, FEATURE_DIM)
-    widths = [input_width(config)] + [config.width] * config.layers
-    for k, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+    for k, (a, b) in enumerate(hidden_layer_sizes(config)):
         shapes.update({f"hidden.{k}.weight": (b, a), f"hidden.{k}.bias": (b,)})
     shapes.update({"output.weight": (1, config.width), "output.bias": (1,)})
     return shapes
@@ -80,8 +85,7 @@ class KeySphereNet(nn.Module):
             self.sphere_layer = nn.Linear(4, FEATURE_DIM)
         else:
             self.latents = nn.Parameter(torch.randn(config.spheres, FEATURE_DIM) * 0.1)
-        widths = [input_width(config)] + [config.width] * config.layers
-        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in hidden_layer_sizes(config))
         self.output = nn.Linear(config.width, 1)
 
     def sphere_features(self) -> torch.Tensor:

@@ -148,6 +148,13 @@ def test_time_budget_stops_training_early(torus_result):
     assert load_model(result.data).model.stored_parameter_count() == result.stored_parameters
 
 
+def test_the_default_preset_is_the_default_options():
+    """ModelConfig's default width and the default preset's are stated twice (config.py); rd and ablation rely on both."""
+    from ksc.config import EncodeOptions, preset_options
+
+    assert preset_options("default") == EncodeOptions()
+
+
 def test_a_small_budget_narrows_the_network_rather_than_its_bits():
     from dataclasses import replace
 
