@@ -106,26 +106,66 @@ class SignedDistance:
 
     def unsigned(self, points: np.ndarray) -> np.ndarray:
         """Distance (N,) float32 from ``points`` (N, 3) to the surface."""
-        if self.backend == "pysdf":
-            return np.abs(np.asarray(self._pysdf(np.ascontiguousarray(points, dtype=np.float32)), dtype=np.float32))
-        squared = self._tree.squared_distance(self._vertices, self._faces, np.ascontiguousarray(points, dtype=np.float64))[0]
-        return np.sqrt(squared).astype(np.float32)
+        order = spatial_order(points)
+        return _in_original_order(self._unsigned_of_ordered(np.asarray(points, dtype=np.float64)[order]), order)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Signed distance at ``points`` (N, 3); returns (N,) float32."""
-        distance = self.unsigned(points)
-        inside = inside_by_winding_number(self._vertices, self._faces, points)
-        return np.where(inside, distance, -distance)
+        order = spatial_order(points)
+        ordered = np.asarray(points, dtype=np.float64)[order]
+        distance = self._unsigned_of_ordered(ordered)
+        inside = np.abs(igl.fast_winding_number(self._vertices, self._faces, ordered)) > 0.5
+        return _in_original_order(np.where(inside, distance, -distance), order)
+
+    def _unsigned_of_ordered(self, points: np.ndarray) -> np.ndarray:
+        """Distance (N,) float32 from ``points`` (N, 3) float64, already in :func:`spatial_order`."""
+        if self.backend == "pysdf":
+            return np.abs(np.asarray(self._pysdf(points.astype(np.float32)), dtype=np.float32))
+        return np.sqrt(self._tree.squared_distance(self._vertices, self._faces, points)[0]).astype(np.float32)
+
+
+def _in_original_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``values`` computed for ``points[order]``, put back in the order of ``points``."""
+    result = np.empty_like(values)
+    result[order] = values
+    return result
+
+
+MORTON_BITS = 10
+"""Bits per axis of the grid :func:`spatial_order` sorts along (cells of 2/1024 in the unit box)."""
+
+
+def spatial_order(points: np.ndarray) -> np.ndarray:
+    """Indices (N,) that sort ``points`` (N, 3) along a Z-order (Morton) curve.
+
+    libigl answers each distance or winding-number query on its own, walking a
+    tree of the faces; queries in random order walk it from cold caches, and
+    those near the surface of a mesh with many small faces cost most. Sorted
+    queries give the same values (each is computed alone), several times sooner
+    on the meshes where it matters (README, "How it works").
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    scale = (2**MORTON_BITS - 1) / np.maximum(high - low, 1e-12)
+    cells = ((points - low) * scale).astype(np.uint64)
+    code = np.zeros(len(points), dtype=np.uint64)
+    for bit in range(MORTON_BITS):
+        for axis in range(3):
+            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return np.argsort(code, kind="stable")
 
 
 def inside_by_winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Boolean (N,) mask of ``points`` (N, 3) with generalized winding number |w| > 0.5."""
+    order = spatial_order(points)
     winding = igl.fast_winding_number(
         np.ascontiguousarray(vertices, dtype=np.float64),
         np.ascontiguousarray(faces, dtype=np.int64),
-        np.ascontiguousarray(points, dtype=np.float64),
+        np.asarray(points, dtype=np.float64)[order],
     )
-    return np.abs(winding) > 0.5
+    return _in_original_order(np.abs(winding) > 0.5, order)
 
 
 def sample_sdf(

@@ -4,7 +4,7 @@ import trimesh
 
 from ksc.config import LONG_TRAINING_STEPS, EncodeOptions, TrainConfig
 from ksc.errors import KscInputError
-from ksc.sampling import SAMPLE_MIX, SignedDistance, sample_sdf, sample_surface
+from ksc.sampling import SAMPLE_MIX, SignedDistance, inside_by_winding_number, sample_sdf, sample_surface, spatial_order
 
 
 def test_signed_distance_is_positive_inside_a_sphere(sphere_mesh):
@@ -73,3 +73,28 @@ def test_unknown_distance_backend_is_rejected(sphere_mesh):
         SignedDistance(sphere_mesh, "approximate")
     with pytest.raises(KscInputError, match="distance must be one of"):
         EncodeOptions(distance="approximate")
+
+
+def test_spatial_order_is_a_permutation_that_keeps_neighbours_together():
+    points = np.random.default_rng(0).uniform(-1, 1, (20_000, 3))
+    order = spatial_order(points)
+    assert np.array_equal(np.sort(order), np.arange(len(points)))
+    step = np.linalg.norm(np.diff(points[order], axis=0), axis=1)
+    random_step = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    assert np.median(step) < 0.2 * np.median(random_step)
+    assert len(spatial_order(np.zeros((0, 3)))) == 0 and np.array_equal(spatial_order(np.ones((3, 3))), [0, 1, 2])
+
+
+def test_sorted_queries_give_libigls_values_in_the_callers_order(sphere_mesh):
+    """The spatial sort only speeds the queries up: every value is the one libigl gives for that point alone."""
+    import igl
+
+    vertices, faces = np.asarray(sphere_mesh.vertices, dtype=np.float64), np.asarray(sphere_mesh.faces, dtype=np.int64)
+    points = np.random.default_rng(1).uniform(-1.05, 1.05, (5000, 3))
+    tree = igl.AABB()
+    tree.init(vertices, faces)
+    distance = np.sqrt(tree.squared_distance(vertices, faces, points)[0]).astype(np.float32)
+    inside = np.abs(igl.fast_winding_number(vertices, faces, points)) > 0.5
+    assert np.array_equal(SignedDistance(sphere_mesh)(points), np.where(inside, distance, -distance))
+    assert np.array_equal(SignedDistance(sphere_mesh).unsigned(points), distance)
+    assert np.array_equal(inside_by_winding_number(vertices, faces, points), inside)
