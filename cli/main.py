@@ -85,7 +85,13 @@ def _read_bytes(path: str) -> bytes:
     type=click.Choice(FEATURE_BRANCHES),
     default=DEFAULTS.model.features,
     show_default=True,
-    help="Sphere features: direct (DPFE, 4->29 layer) or latent (LPFE, trained 29-vectors per sphere).",
+    help="Sphere features: direct (DPFE, one 4->E layer) or latent (LPFE, a trained E-vector per sphere).",
+)
+@click.option(
+    "--feature-dim",
+    default=DEFAULTS.model.feature_dim,
+    show_default=True,
+    help="E, values per sphere feature (the paper's 29).",
 )
 @click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True)
 @click.option(
@@ -150,6 +156,7 @@ def encode(
     width,
     frequencies,
     features,
+    feature_dim,
     activation,
     weighting,
     steps,
@@ -183,6 +190,7 @@ def encode(
             layers=layers,
             width=width if width is not None else rate.width,
             frequencies=frequencies,
+            feature_dim=feature_dim,
             activation=activation,
             weighting=weighting,
         ),

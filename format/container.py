@@ -20,8 +20,8 @@ from ksc.errors import KscFormatError
 from .codecs import codec_from_config
 
 MAGIC = b"\x89KSC"
-VERSION = (3, 0)
-READABLE_MAJORS = (1, 2, 3)
+VERSION = (4, 0)
+READABLE_MAJORS = (1, 2, 3, 4)
 PREAMBLE = struct.Struct("<4sBB")  # magic, major, minor
 HEADER_SIZE = struct.Struct("<I")  # first field of the decompressed body
 TRAILER = struct.Struct("<I")  # CRC-32 of everything before it

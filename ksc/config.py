@@ -23,10 +23,11 @@ class ModelConfig:
     features: str = "direct"
     spheres: int = 128
     layers: int = 6
-    width: int = 29
+    width: int = 31
     activation: str = "silu"
     weighting: str = "paper"
     frequencies: int = 6
+    feature_dim: int = 8
 
     def __post_init__(self):
         if self.features not in FEATURE_BRANCHES:
@@ -35,7 +36,13 @@ class ModelConfig:
             raise KscInputError(f"activation must be one of {ACTIVATION_NAMES}, got {self.activation!r}")
         if self.weighting not in WEIGHTINGS:
             raise KscInputError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        for name, low, high in (("spheres", 1, 4096), ("layers", 1, 32), ("width", 1, 1024), ("frequencies", 0, 16)):
+        for name, low, high in (
+            ("spheres", 1, 4096),
+            ("layers", 1, 32),
+            ("width", 1, 1024),
+            ("frequencies", 0, 16),
+            ("feature_dim", 1, 256),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise KscInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -154,9 +161,9 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=23, typical_size="~5.3 KB"),
-    "default": Preset(weight_bits=8, width=29, typical_size="~7.2 KB"),
-    "high": Preset(weight_bits=8, width=33, typical_size="~8.8 KB"),
+    "small": Preset(weight_bits=8, width=25, typical_size="~5.3 KB"),
+    "default": Preset(weight_bits=8, width=31, typical_size="~7.2 KB"),
+    "high": Preset(weight_bits=8, width=35, typical_size="~8.8 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains
@@ -164,7 +171,8 @@ little (README, "Presets"; benchmarks/results/rd.md against ksc 0.5's 6-, 8- and
 6 x 32 presets: small has 0.83x their small preset's Chamfer-L1 at 0.97x the bytes, high
 0.96x at 0.98x, medians over the 15 meshes). Since ksc 0.8 the network also takes 6 octaves
 of Fourier features of the point, which widen its first layer, so widths 23, 29 and 33
-store about what 0.7's 26, 32 and 36 did."""
+stored about what 0.7's 26, 32 and 36 did; since ksc 0.9 the spheres give 8 features
+instead of 29, and widths 25, 31 and 35 store about what 0.8's 23, 29 and 33 did."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:

@@ -18,6 +18,9 @@ from ksc.normalize import Transform
 
 FOURIER_MAJOR = 3
 """The first format version whose ``model`` has ``frequencies``."""
+FEATURE_DIM_MAJOR = 4
+"""The first format version whose ``model`` has ``feature_dim``; older files mean the paper's 29."""
+PAPER_FEATURE_DIM = 29
 
 
 @dataclass
@@ -119,17 +122,19 @@ def decode_mesh(
 def _model_config(section, major: int) -> ModelConfig:
     """The network's configuration from the header's ``model`` map of a format ``major`` file.
 
-    ``frequencies`` (Fourier features of the query point) came with format 3.0:
-    a 3.x file must state it, and in an older file it cannot appear.
+    ``frequencies`` (Fourier features of the query point) came with format 3.0
+    and ``feature_dim`` (values per sphere feature) with 4.0: a file of such a
+    version must state the field, and an older file cannot have it.
     """
     if not isinstance(section, dict):
         raise KscFormatError("header field 'model' is missing or not a map")
-    if major < FOURIER_MAJOR:
-        if "frequencies" in section:
-            raise KscFormatError(f"header field 'model' has 'frequencies', which format {major}.x does not define")
-        section = {**section, "frequencies": 0}  # the network those versions wrote
-    elif "frequencies" not in section:
-        raise KscFormatError(f"header field 'model' lacks 'frequencies', which format {major}.x requires")
+    for name, since, before in (("frequencies", FOURIER_MAJOR, 0), ("feature_dim", FEATURE_DIM_MAJOR, PAPER_FEATURE_DIM)):
+        if major < since:
+            if name in section:
+                raise KscFormatError(f"header field 'model' has {name!r}, which format {major}.x does not define")
+            section = {**section, name: before}  # the network those versions wrote
+        elif name not in section:
+            raise KscFormatError(f"header field 'model' lacks {name!r}, which format {major}.x requires")
     try:
         return ModelConfig.from_dict(section)
     except (KscInputError, TypeError) as error:

@@ -5,13 +5,19 @@ spheres, with the paper's weights ``w_ij = d_ij / sum_j d_ij`` and
 ``d_ij = 2 r_j + |x_i - c_j|``. The sphere features ``z_j`` come from one of
 two branches:
 
-* ``direct`` (DPFE): ``z_j = act(A s_j + a)``, one 4 -> 29 layer over the
+* ``direct`` (DPFE): ``z_j = act(A s_j + a)``, one 4 -> E layer over the
   sphere ``s_j = (c_j, r_j)``. The activation matters: without it ``y_i``
   would be an affine function of the weighted mean sphere, only 4 degrees of
   freedom, whatever the feature width.
-* ``latent`` (LPFE): ``z_j`` is a trained 29-vector stored per sphere.
+* ``latent`` (LPFE): ``z_j`` is a trained E-vector stored per sphere.
 
-``[x_i, f(x_i), y_i]`` (32 + 6F values) then runs through K hidden layers of
+E is ``feature_dim``: the paper's 29, 8 since ksc 0.9 (format 4.0). With the
+Fourier features below, 29 sphere features took 986 of the default network's
+7038 values (the first layer reads each of them); 8 free enough for two more
+hidden units at the same bytes, which gave 0.93-0.97x the Chamfer-L1 on the
+four thin meshes ksc loses on (benchmarks/results/ablation-sphere-features*.md).
+
+``[x_i, f(x_i), y_i]`` (3 + 6F + E values) then runs through K hidden layers of
 Q units and a linear output that predicts the signed distance. ``f`` are F
 octaves of Fourier features, ``sin`` then ``cos`` of ``2**k * pi * x_i`` for
 k = 0..F-1 (ksc 0.8, format 3.0; F = 0 is the paper's network). A small MLP on
@@ -34,7 +40,6 @@ from torch import nn
 from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
 
-FEATURE_DIM = 29
 MIN_DISTANCE = 1e-3
 """``d`` is at least twice the radius; this bound only matters for a sphere of radius ~0."""
 ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
@@ -42,7 +47,7 @@ ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by confi
 
 def input_width(config: ModelConfig) -> int:
     """Width of the first hidden layer's input: the point, its Fourier features, the sphere feature."""
-    return 3 + 6 * config.frequencies + FEATURE_DIM
+    return 3 + 6 * config.frequencies + config.feature_dim
 
 
 def hidden_layer_sizes(config: ModelConfig) -> list[tuple[int, int]]:
@@ -55,9 +60,9 @@ def stored_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Shape of every tensor a file stores for ``config``, by name (checked before anything is allocated)."""
     shapes = {"spheres": (config.spheres, 4)}
     if config.features == "direct":
-        shapes.update({"sphere_layer.weight": (FEATURE_DIM, 4), "sphere_layer.bias": (FEATURE_DIM,)})
+        shapes.update({"sphere_layer.weight": (config.feature_dim, 4), "sphere_layer.bias": (config.feature_dim,)})
     else:
-        shapes["latents"] = (config.spheres, FEATURE_DIM)
+        shapes["latents"] = (config.spheres, config.feature_dim)
     for k, (a, b) in enumerate(hidden_layer_sizes(config)):
         shapes.update({f"hidden.{k}.weight": (b, a), f"hidden.{k}.bias": (b,)})
     shapes.update({"output.weight": (1, config.width), "output.bias": (1,)})
@@ -82,14 +87,14 @@ class KeySphereNet(nn.Module):
         self.config = config
         self.register_buffer("spheres", spheres.detach().to(torch.float32).clone())
         if config.features == "direct":
-            self.sphere_layer = nn.Linear(4, FEATURE_DIM)
+            self.sphere_layer = nn.Linear(4, config.feature_dim)
         else:
-            self.latents = nn.Parameter(torch.randn(config.spheres, FEATURE_DIM) * 0.1)
+            self.latents = nn.Parameter(torch.randn(config.spheres, config.feature_dim) * 0.1)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in hidden_layer_sizes(config))
         self.output = nn.Linear(config.width, 1)
 
     def sphere_features(self) -> torch.Tensor:
-        """Per-sphere features z (M, 29)."""
+        """Per-sphere features z (M, E)."""
         if self.config.features == "direct":
             return torch.relu(self.sphere_layer(self.spheres))
         return self.latents

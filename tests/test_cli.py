@@ -62,8 +62,9 @@ def test_info_text_and_json(encoded):
     assert report["spheres"] == 32
     assert report["model"]["layers"] == 4
     assert report["sizes"]["file"] == target.stat().st_size
-    first_layer = (32 + 6 * 6) * 32 + 32  # point, 6 octaves of Fourier features and the 29-D sphere feature in
-    assert report["stored_parameters"] == 32 * 4 + 4 * 29 + 29 + first_layer + 3 * (32 * 32 + 32) + 32 + 1
+    first_layer = (3 + 6 * 6 + 8) * 32 + 32  # point, 6 octaves of Fourier features and the 8-D sphere feature in
+    assert report["stored_parameters"] == 32 * 4 + 4 * 8 + 8 + first_layer + 3 * (32 * 32 + 32) + 32 + 1
+    assert report["model"]["feature_dim"] == 8
 
 
 @pytest.mark.parametrize("suffix", [".ply", ".obj", ".stl", ".glb"])
@@ -270,7 +271,7 @@ def test_version_and_help():
     assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
     help_text = runner.invoke(main, ["encode", "--help"]).output
     options = ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "--weighting")
-    for option in (*options, "--distance", "-q"):
+    for option in (*options, "--frequencies", "--feature-dim", "--distance", "-q"):
         assert option in help_text
 
 
@@ -281,3 +282,13 @@ def test_verbosity_sets_the_library_log_level(encoded, tmp_path, caplog, flag, l
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0
     assert ("final L1 loss" in caplog.text) == logged
+
+
+def test_feature_dim_option_shapes_the_stored_network(encoded, tmp_path):
+    source, _, _ = encoded
+    target = tmp_path / "paper_features.ksc"
+    args = ["encode", str(source), str(target), *QUICK, "--steps", "200", "--feature-dim", "29", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    report = json.loads(CliRunner().invoke(main, ["info", "--json", str(target)]).output)
+    assert report["model"]["feature_dim"] == 29
+    assert report["stored_parameters"] == 32 * 4 + 4 * 29 + 29 + (3 + 36 + 29) * 32 + 32 + 3 * (32 * 32 + 32) + 32 + 1

@@ -48,7 +48,7 @@ def test_latent_branch_round_trips(torus_result):
     result = encode_mesh(mesh, quick_options(steps=100, features="latent"))
     model = load_model(result.data).model
     assert model.config.features == "latent"
-    assert model.latents.shape == (32, 29)
+    assert model.latents.shape == (32, 8)  # E = 8 values per sphere by default
 
 
 def test_stored_weights_are_the_quantized_trained_ones(torus_result):

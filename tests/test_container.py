@@ -57,8 +57,8 @@ def test_starts_with_magic_and_version():
 
 def test_future_major_version_is_rejected_with_the_versions_read():
     data = bytearray(write_container(sample_container()))
-    data[4] = 4
-    with pytest.raises(KscFormatError, match=r"version 4\.0 is not supported; this ksc reads 1\.x, 2\.x, 3\.x"):
+    data[4] = 5
+    with pytest.raises(KscFormatError, match=r"version 5\.0 is not supported; this ksc reads 1\.x, 2\.x, 3\.x, 4\.x"):
         read_container(reseal(bytes(data[:-4])))
 
 

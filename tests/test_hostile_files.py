@@ -167,14 +167,27 @@ def test_absurd_header_length(declared, rest):
         verify(pack_raw(HEADER, rest, VERSION, header_size=declared))
 
 
-def test_frequencies_are_required_in_3x_and_refused_before():
+def test_frequencies_are_required_since_3x_and_refused_before():
     header, tensors = golden_parts()
     assert "frequencies" in header["model"]
     with pytest.raises(KscFormatError, match="'frequencies', which format 2.x does not define"):
         verify(pack_raw(header, tensors, (2, 0)))
     del header["model"]["frequencies"]
-    with pytest.raises(KscFormatError, match="lacks 'frequencies', which format 3.x requires"):
+    with pytest.raises(KscFormatError, match=f"lacks 'frequencies', which format {VERSION[0]}.x requires"):
         verify(pack_raw(header, tensors, VERSION))
+
+
+def test_feature_dim_is_required_since_4x_and_refused_before():
+    header, tensors = golden_parts()
+    assert header["model"]["feature_dim"] == 8
+    with pytest.raises(KscFormatError, match="'feature_dim', which format 3.x does not define"):
+        verify(pack_raw(header, tensors, (3, 0)))
+    del header["model"]["feature_dim"]
+    with pytest.raises(KscFormatError, match="lacks 'feature_dim', which format 4.x requires"):
+        verify(pack_raw(header, tensors, VERSION))
+    # a 3.x reader's meaning, 29 features per sphere, does not fit this file's tensors
+    with pytest.raises(KscFormatError, match="tensor '.*' has shape"):
+        verify(pack_raw(header, tensors, (3, 0)))
 
 
 @PROPERTY

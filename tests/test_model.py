@@ -5,7 +5,7 @@ import torch
 
 from ksc.config import ACTIVATION_NAMES, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
-from ksc.model import ACTIVATIONS, FEATURE_DIM, KeySphereNet
+from ksc.model import ACTIVATIONS, KeySphereNet
 
 
 def paper_parameter_count(m: int, k: int, q: int) -> int:
@@ -14,14 +14,21 @@ def paper_parameter_count(m: int, k: int, q: int) -> int:
 
 
 def test_papers_network_stores_7026_parameters():
-    model = KeySphereNet(ModelConfig(width=32, frequencies=0), torch.rand(128, 4))
+    model = KeySphereNet(ModelConfig(width=32, frequencies=0, feature_dim=29), torch.rand(128, 4))
     assert model.stored_parameter_count() == 7026 == paper_parameter_count(128, 6, 32)
+
+
+def test_default_network_stores_about_the_papers_count():
+    """ksc 0.9's default (Fourier features, 8 sphere features, width 31) keeps the paper's budget."""
+    model = KeySphereNet(ModelConfig(), torch.rand(128, 4))
+    assert model.stored_parameter_count() == 7032
+    assert model.sphere_layer.weight.shape == (8, 4) and model.hidden[0].weight.shape == (31, 3 + 36 + 8)
 
 
 def test_fourier_features_widen_only_the_first_layer():
     paper = KeySphereNet(ModelConfig(spheres=8, width=16, frequencies=0), torch.rand(8, 4))
     fourier = KeySphereNet(ModelConfig(spheres=8, width=16, frequencies=3), torch.rand(8, 4))
-    assert fourier.hidden[0].weight.shape == (16, 3 + 6 * 3 + FEATURE_DIM)
+    assert fourier.hidden[0].weight.shape == (16, 3 + 6 * 3 + 8)
     assert fourier.stored_parameter_count() - paper.stored_parameter_count() == 16 * 6 * 3
 
 
@@ -40,7 +47,9 @@ def test_fourier_features_follow_the_specified_order():
 def test_latent_branch_stores_sphere_latents_instead_of_the_sphere_layer():
     direct = KeySphereNet(ModelConfig(spheres=64), torch.rand(64, 4)).stored_parameter_count()
     latent = KeySphereNet(ModelConfig(spheres=64, features="latent"), torch.rand(64, 4)).stored_parameter_count()
-    assert latent - direct == 64 * FEATURE_DIM - (4 * FEATURE_DIM + FEATURE_DIM)
+    assert latent - direct == 64 * 8 - (4 * 8 + 8)
+    wide = KeySphereNet(ModelConfig(spheres=64, features="latent", feature_dim=29), torch.rand(64, 4))
+    assert wide.latents.shape == (64, 29)
 
 
 def test_forward_shape_and_paper_weights_sum_to_one():
