@@ -82,6 +82,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=list(DEFAULT_MESHES), help="Mesh file names to run.")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    parser.add_argument("--suffix", default="", help="Results go to distance-SUFFIX.{json,md}.")
     args = parser.parse_args(argv)
     import torch
 
@@ -103,7 +104,9 @@ def main(argv=None) -> None:
             markdown_table(COLUMNS, rows),
         ]
     )
-    write_results("distance", {"machine": machine, "command": command, "rows": rows}, markdown)
+    write_results(
+        f"distance-{args.suffix}" if args.suffix else "distance", {"machine": machine, "command": command, "rows": rows}, markdown
+    )
 
 
 if __name__ == "__main__":

@@ -141,8 +141,8 @@ def spatial_order(points: np.ndarray) -> np.ndarray:
     libigl answers each distance or winding-number query on its own, walking a
     tree of the faces; queries in random order walk it from cold caches, and
     those near the surface of a mesh with many small faces cost most. Sorted
-    queries give the same values (each is computed alone), several times sooner
-    on the meshes where it matters (README, "How it works").
+    queries give the same values (each is computed alone), sooner: thingi_76277's
+    training distances took 6.5 s instead of 13.4 s (README, "How it works").
     """
     points = np.asarray(points, dtype=np.float64)
     if len(points) == 0:
