@@ -161,8 +161,8 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=25, typical_size="~5.3 KB"),
-    "default": Preset(weight_bits=8, width=31, typical_size="~7.2 KB"),
+    "small": Preset(weight_bits=8, width=25, typical_size="~5.4 KB"),
+    "default": Preset(weight_bits=8, width=31, typical_size="~7.3 KB"),
     "high": Preset(weight_bits=8, width=35, typical_size="~8.8 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8

@@ -14,7 +14,7 @@ two branches:
 E is ``feature_dim``: the paper's 29, 8 since ksc 0.9 (format 4.0). With the
 Fourier features below, 29 sphere features took 986 of the default network's
 7038 values (the first layer reads each of them); 8 free enough for two more
-hidden units at the same bytes, which gave 0.93-0.97x the Chamfer-L1 on the
+hidden units at the same bytes, which gave 0.90-0.97x the Chamfer-L1 on the
 four thin meshes ksc loses on (benchmarks/results/ablation-sphere-features*.md).
 
 ``[x_i, f(x_i), y_i]`` (3 + 6F + E values) then runs through K hidden layers of
