@@ -106,15 +106,17 @@ class SignedDistance:
 
     def unsigned(self, points: np.ndarray) -> np.ndarray:
         """Distance (N,) float32 from ``points`` (N, 3) to the surface."""
+        points = np.asarray(points, dtype=np.float64)
         order = spatial_order(points)
-        return _in_original_order(self._unsigned_of_ordered(np.asarray(points, dtype=np.float64)[order]), order)
+        return _in_original_order(self._unsigned_of_ordered(points[order]), order)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Signed distance at ``points`` (N, 3); returns (N,) float32."""
+        points = np.asarray(points, dtype=np.float64)
         order = spatial_order(points)
-        ordered = np.asarray(points, dtype=np.float64)[order]
+        ordered = points[order]
         distance = self._unsigned_of_ordered(ordered)
-        inside = np.abs(igl.fast_winding_number(self._vertices, self._faces, ordered)) > 0.5
+        inside = _inside_of_ordered(self._vertices, self._faces, ordered)
         return _in_original_order(np.where(inside, distance, -distance), order)
 
     def _unsigned_of_ordered(self, points: np.ndarray) -> np.ndarray:
@@ -159,13 +161,16 @@ def spatial_order(points: np.ndarray) -> np.ndarray:
 
 def inside_by_winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Boolean (N,) mask of ``points`` (N, 3) with generalized winding number |w| > 0.5."""
+    points = np.asarray(points, dtype=np.float64)
     order = spatial_order(points)
-    winding = igl.fast_winding_number(
-        np.ascontiguousarray(vertices, dtype=np.float64),
-        np.ascontiguousarray(faces, dtype=np.int64),
-        np.asarray(points, dtype=np.float64)[order],
-    )
-    return _in_original_order(np.abs(winding) > 0.5, order)
+    vertices = np.ascontiguousarray(vertices, dtype=np.float64)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    return _in_original_order(_inside_of_ordered(vertices, faces, points[order]), order)
+
+
+def _inside_of_ordered(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Inside mask (N,) of ``points`` (N, 3) float64, already in :func:`spatial_order`; vertices float64, faces int64."""
+    return np.abs(igl.fast_winding_number(vertices, faces, points)) > 0.5
 
 
 def sample_sdf(
