@@ -17,7 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    SHARED_MESHES,
+    command_line,
+    machine_description,
+    markdown_table,
+    results_name,
+    shared_meshes,
+    write_results,
+)
 
 from ksc.config import DEFAULT_RESOLUTION, EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -108,7 +117,7 @@ def save(rows: list[dict], args, device) -> tuple[Path, Path]:
             f"Medians over {len(done)} meshes: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()),
         ]
     )
-    name = "codec" + (f"-{args.suffix}" if args.suffix else "")
+    name = results_name("codec", args.suffix)
     payload = {"machine": machine, "command": command, "resolution": args.resolution, "rows": rows, "medians": summary}
     return write_results(name, payload, markdown, args.results)
 

@@ -124,6 +124,11 @@ def markdown_table(columns: list[tuple[str, str, str]], rows: list[dict]) -> str
     return "\n".join(lines)
 
 
+def results_name(base: str, suffix: str) -> str:
+    """``base``, or ``base-suffix`` when a ``--suffix`` was given: the stem of a benchmark's result files."""
+    return f"{base}-{suffix}" if suffix else base
+
+
 def write_results(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"

@@ -30,6 +30,7 @@ from common import (  # noqa: E402
     command_line,
     machine_description,
     markdown_table,
+    results_name,
     run_measured,
     shared_meshes,
     write_results,
@@ -196,7 +197,7 @@ def save(rows, args, machine, threads) -> None:
             markdown_table(COLUMNS, rows),
         ]
     )
-    name = "decode" + (f"-{args.suffix}" if args.suffix else "")
+    name = results_name("decode", args.suffix)
     write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
 
 

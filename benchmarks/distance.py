@@ -20,7 +20,7 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import SHARED_MESHES, command_line, machine_description, markdown_table, shared_meshes, write_results  # noqa: E402
+from common import SHARED_MESHES, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
 
 from ksc.config import EncodeOptions  # noqa: E402
 from ksc.encoder import DOMAIN_BOUND  # noqa: E402
@@ -104,9 +104,7 @@ def main(argv=None) -> None:
             markdown_table(COLUMNS, rows),
         ]
     )
-    write_results(
-        f"distance-{args.suffix}" if args.suffix else "distance", {"machine": machine, "command": command, "rows": rows}, markdown
-    )
+    write_results(results_name("distance", args.suffix), {"machine": machine, "command": command, "rows": rows}, markdown)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from common import (  # noqa: E402
     machine_description,
     map_in_order,
     markdown_table,
+    results_name,
     set_torch_threads,
     shared_meshes,
     write_results,
@@ -260,7 +261,7 @@ def main(argv=None) -> None:
 
 def save(rows, args, machine) -> None:
     summary = verdicts(rows, args.presets)
-    name = f"rd-{args.suffix}" if args.suffix else "rd"
+    name = results_name("rd", args.suffix)
     command = command_line()
     summary_columns = [
         ("setting", "setting", "s"),
