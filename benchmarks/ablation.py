@@ -37,6 +37,7 @@ from common import (  # noqa: E402
     machine_description,
     map_in_order,
     markdown_table,
+    results_name,
     set_torch_threads,
     shared_meshes,
     write_results,
@@ -123,23 +124,15 @@ VARIANTS = {
 
 
 def run_variant(mesh, name: str, options: EncodeOptions) -> dict:
+    """One encode and decode; a network the encoder or decoder refuses (collapsed, no surface) is a row too."""
+    row = {"variant": name, "bytes": None, "parameters": None}
     start = time.perf_counter()
     try:
         result = encode_mesh(mesh, options)
-    except KscError as failure:  # the encoder refuses a collapsed network: a result too
-        return {
-            "variant": name,
-            "bytes": None,
-            "parameters": None,
-            "encode_s": time.perf_counter() - start,
-            "chamfer_l1": float("inf"),
-            "error": str(failure),
-        }
-    seconds = time.perf_counter() - start
-    row = {"variant": name, "bytes": len(result.data), "parameters": result.stored_parameters, "encode_s": seconds}
-    try:
+        row.update(bytes=len(result.data), parameters=result.stored_parameters, encode_s=time.perf_counter() - start)
         error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
-    except KscError as failure:  # a variant whose network describes no surface is a result too
+    except KscError as failure:
+        row.setdefault("encode_s", time.perf_counter() - start)
         return {**row, "chamfer_l1": float("inf"), "error": str(failure)}
     return {**row, **error.to_dict()}
 
@@ -215,7 +208,7 @@ def main(argv=None) -> None:
         for name in names
         if not (name == "default" and (path.name, seed) in reused)
     ]
-    results_name = f"ablation-{args.suffix}" if args.suffix else "ablation"
+    stem = results_name("ablation", args.suffix)
     rows = []
     results = _with_reused(map_in_order(_run_task, tasks, args.jobs, args.threads), reused)
     for row in results:  # in task order, so each mesh and seed's default comes before its variants
@@ -223,7 +216,7 @@ def main(argv=None) -> None:
             baseline = row["chamfer_l1"]
         rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
         print(markdown_table(COLUMNS, rows[-1:]).splitlines()[-1], flush=True)
-        save(rows, machine, results_name)
+        save(rows, machine, stem)
 
 
 def _default_rows(name: str) -> dict[tuple[str, int], dict]:
