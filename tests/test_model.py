@@ -61,6 +61,14 @@ def test_forward_shape_and_paper_weights_sum_to_one():
     assert torch.allclose(model.sphere_weights(points), d / d.sum(1, keepdim=True))
 
 
+@pytest.mark.parametrize("weighting", ["paper", "inverse", "inverse_square"])
+def test_point_features_are_the_weighted_sum_of_sphere_features(weighting):
+    model = KeySphereNet(ModelConfig(spheres=16, layers=1, width=4, weighting=weighting), torch.rand(16, 4) * 0.5)
+    points = torch.rand(50, 3) * 2 - 1
+    expected = model.sphere_weights(points) @ model.sphere_features()
+    assert torch.allclose(model.point_features(points), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("weighting", ["inverse", "inverse_square"])
 def test_inverse_weightings_favour_the_nearer_sphere(weighting):
     spheres = torch.tensor([[0.0, 0.0, 0.0, 0.1], [0.8, 0.0, 0.0, 0.1]])
