@@ -69,12 +69,12 @@ VARIANTS = {
     "4x the steps (over the encode budget: is the fit capacity- or training-bound?)": _variant(
         train_steps=4 * EncodeOptions().train.steps
     ),
-    "6-bit, width 40 (more weights, fewer bits)": _variant(weight_bits=6, model_width=40),
+    "6-bit, width 40 (more weights, fewer bits)": _variant(weight_bits=6, model_layers=6, model_width=40),
     "64 spheres": _variant(model_spheres=64),
     "LPFE latents, 64 spheres": _variant(model_features="latent", model_spheres=64),
     "25 % uniform samples (default 10 %)": _variant(uniform_share=0.25),
     "40 % uniform samples": _variant(uniform_share=0.40),
-    "7-bit, width 36 (about the default's bytes)": _variant(weight_bits=7, model_width=36),
+    "7-bit, width 36 (about the default's bytes)": _variant(weight_bits=7, model_layers=6, model_width=36),
     "7-bit, 7 layers (about the default's bytes)": _variant(weight_bits=7, model_layers=7),
     "inverse weighting (d^-1)": _variant(model_weighting="inverse"),
     "inverse-square weighting (d^-2)": _variant(model_weighting="inverse_square"),
@@ -99,26 +99,33 @@ VARIANTS = {
     "distance truncated at 0.1": _variant(train_truncation=0.1),
     "distance truncated at 0.05": _variant(train_truncation=0.05),
     # The variants below were measured against ksc 0.8's default (29 sphere features); they pin it, so that
-    # their names (widths "about the default's bytes") still describe what they run.
-    "no Fourier features, width 32 (ksc 0.7's default)": _variant(model_frequencies=0, model_width=32, model_feature_dim=29),
-    "Fourier features, 4 octaves, width 32": _variant(model_frequencies=4, model_width=32, model_feature_dim=29),
-    "Fourier features, 6 octaves, width 32": _variant(model_frequencies=6, model_width=32, model_feature_dim=29),
+    # their names (widths "about the default's bytes") still describe what they run. Every variant that names
+    # a width also pins the 6 hidden layers it was sized for (ksc 1.0's default has 5).
+    "no Fourier features, width 32 (ksc 0.7's default)": _variant(
+        model_frequencies=0, model_layers=6, model_width=32, model_feature_dim=29
+    ),
+    "Fourier features, 4 octaves, width 32": _variant(model_frequencies=4, model_layers=6, model_width=32, model_feature_dim=29),
+    "Fourier features, 6 octaves, width 32": _variant(model_frequencies=6, model_layers=6, model_width=32, model_feature_dim=29),
     "Fourier features, 4 octaves, width 30 (about the default's bytes)": _variant(
-        model_frequencies=4, model_width=30, model_feature_dim=29
+        model_frequencies=4, model_layers=6, model_width=30, model_feature_dim=29
     ),
     "Fourier features, 6 octaves, width 29 (ksc 0.8's default)": _variant(
-        model_frequencies=6, model_width=29, model_feature_dim=29
+        model_frequencies=6, model_layers=6, model_width=29, model_feature_dim=29
     ),
     "Fourier features, 8 octaves, width 28 (about the default's bytes)": _variant(
-        model_frequencies=8, model_width=28, model_feature_dim=29
+        model_frequencies=8, model_layers=6, model_width=28, model_feature_dim=29
     ),
-    "7-bit, width 32 (about the default's bytes)": _variant(weight_bits=7, model_width=32, model_feature_dim=29),
-    "8 sphere features, width 31 (about the default's bytes)": _variant(model_feature_dim=8, model_width=31),
+    "7-bit, width 32 (about the default's bytes)": _variant(weight_bits=7, model_layers=6, model_width=32, model_feature_dim=29),
+    "8 sphere features, width 31 (about the default's bytes)": _variant(model_feature_dim=8, model_layers=6, model_width=31),
+    "5 layers, width 34 (about the default's bytes)": _variant(model_layers=5, model_width=34),
+    "4 layers, width 39 (about the default's bytes)": _variant(model_layers=4, model_width=39),
+    "7 layers, width 29 (about the default's bytes)": _variant(model_layers=7, model_width=29),
+    "8 layers, width 27 (about the default's bytes)": _variant(model_layers=8, model_width=27),
     "8-value sphere latents, d^-2 weights, width 28 (about the default's bytes)": _variant(
-        model_features="latent", model_feature_dim=8, model_weighting="inverse_square", model_width=28
+        model_features="latent", model_feature_dim=8, model_weighting="inverse_square", model_layers=6, model_width=28
     ),
     "8-value sphere latents, d^-1 weights, width 28 (about the default's bytes)": _variant(
-        model_features="latent", model_feature_dim=8, model_weighting="inverse", model_width=28
+        model_features="latent", model_feature_dim=8, model_weighting="inverse", model_layers=6, model_width=28
     ),
 }
 
