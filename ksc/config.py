@@ -22,8 +22,8 @@ class ModelConfig:
 
     features: str = "direct"
     spheres: int = 128
-    layers: int = 6
-    width: int = 31
+    layers: int = 5
+    width: int = 34
     activation: str = "silu"
     weighting: str = "paper"
     frequencies: int = 6
@@ -161,9 +161,9 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=25, typical_size="~5.4 KB"),
-    "default": Preset(weight_bits=8, width=31, typical_size="~7.3 KB"),
-    "high": Preset(weight_bits=8, width=35, typical_size="~8.8 KB"),
+    "small": Preset(weight_bits=8, width=28, typical_size="~5.4 KB"),
+    "default": Preset(weight_bits=8, width=34, typical_size="~7.3 KB"),
+    "high": Preset(weight_bits=8, width=39, typical_size="~8.8 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains
@@ -172,7 +172,9 @@ little (README, "Presets"; benchmarks/results/rd.md against ksc 0.5's 6-, 8- and
 0.96x at 0.98x, medians over the 15 meshes). Since ksc 0.8 the network also takes 6 octaves
 of Fourier features of the point, which widen its first layer, so widths 23, 29 and 33
 stored about what 0.7's 26, 32 and 36 did; since ksc 0.9 the spheres give 8 features
-instead of 29, and widths 25, 31 and 35 store about what 0.8's 23, 29 and 33 did."""
+instead of 29, and widths 25, 31 and 35 store about what 0.8's 23, 29 and 33 did; since ksc 0.10
+the network has 5 hidden layers instead of 6, and widths 28, 34 and 39 store about what 0.9's
+25, 31 and 35 did."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:

@@ -28,6 +28,11 @@ on four meshes ksc lost on (benchmarks/results/ablation-fourier-width.md) and
 0.89x (median) over all 15 (README, Results). The paper does not name the
 hidden activation; SiLU is the default because on the bunny it halved the
 Chamfer error of ReLU at the same step count (see README, "How it works").
+
+The default is K x Q = 5 x 34 (ksc 0.10; the paper: 6 x 32). At about the same
+bytes, 5 x 34 gave 0.97-0.99x the Chamfer-L1 of 6 x 31 on three thin meshes in
+about 0.85x the encode time, 4 x 39 0.94-1.08x, and 7 x 29 or 8 x 27 1.28x
+(benchmarks/results/ablation-shallow.md, ablation-depth.md).
 """
 
 from __future__ import annotations
