@@ -100,7 +100,7 @@ VARIANTS = {
     "distance truncated at 0.05": _variant(train_truncation=0.05),
     # The variants below were measured against ksc 0.8's default (29 sphere features); they pin it, so that
     # their names (widths "about the default's bytes") still describe what they run. Every variant that names
-    # a width also pins the 6 hidden layers it was sized for (ksc 1.0's default has 5).
+    # a width also pins the 6 hidden layers it was sized for (ksc 0.10's default has 5).
     "no Fourier features, width 32 (ksc 0.7's default)": _variant(
         model_frequencies=0, model_layers=6, model_width=32, model_feature_dim=29
     ),
