@@ -125,10 +125,9 @@ class KeySphereNet(nn.Module):
     def point_features(self, points: torch.Tensor) -> torch.Tensor:
         """The weighted sum of sphere features ``y`` (N, E) at ``points`` (N, 3).
 
-        Computed as ``(a @ z) / sum_j a_j`` rather than ``(a / sum_j a_j) @ z``:
-        the same value, but the division touches N x E values instead of the
-        N x M weights (0.73x the time of the sphere branch, forward and
-        backward, at a batch of 2048 on one core).
+        Computed as ``(a @ z) / sum_j a_j``, the same value as ``sphere_weights(points) @
+        sphere_features()``; the division touches N x E values instead of N x M, though
+        ``benchmarks/train_step.py`` measures both forms at the same time (train-step*.md).
         """
         affinities = self.sphere_affinities(points)
         return (affinities @ self.sphere_features()) / affinities.sum(dim=1, keepdim=True)
