@@ -162,7 +162,7 @@ class Preset:
 
 PRESETS = {
     "small": Preset(weight_bits=8, width=28, typical_size="~5.4 KB"),
-    "default": Preset(weight_bits=8, width=34, typical_size="~7.2 KB"),
+    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, typical_size="~7.2 KB"),
     "high": Preset(weight_bits=8, width=39, typical_size="~8.8 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
