@@ -38,6 +38,11 @@ SHAPES = {
     "4 x 39": ModelConfig(layers=4, width=39),
 }
 POINTS = 1_000_000
+SPHERE_BRANCH_FORMS = {
+    "sum, then normalize": lambda model, points: model.point_features(points),
+    "normalize, then sum": lambda model, points: model.sphere_weights(points) @ model.sphere_features(),
+}
+"""The point feature (N, E) both ways: the model's, and the one it replaced."""
 
 
 def _training_step(model: KeySphereNet, optimizer, points, target, batch: int, generator) -> None:
@@ -48,12 +53,8 @@ def _training_step(model: KeySphereNet, optimizer, points, target, batch: int, g
     optimizer.step()
 
 
-def _sphere_branch(model: KeySphereNet, points, form: str) -> None:
-    if form == "sum, then normalize":
-        feature = model.point_features(points)
-    else:
-        feature = model.sphere_weights(points) @ model.sphere_features()
-    feature.sum().backward()
+def _sphere_branch(model: KeySphereNet, points, form) -> None:
+    form(model, points).sum().backward()
 
 
 def main(argv=None) -> None:
@@ -77,8 +78,8 @@ def main(argv=None) -> None:
         jobs[f"training step, {name}"] = lambda m=model, o=optimizer: _training_step(m, o, points, target, batch, generator)
     branch_model = KeySphereNet(ModelConfig(), spheres)
     branch_points = points[:batch]
-    for form in ("sum, then normalize", "normalize, then sum"):
-        jobs[f"sphere branch, {form}"] = lambda f=form: _sphere_branch(branch_model, branch_points, f)
+    for name, form in SPHERE_BRANCH_FORMS.items():
+        jobs[f"sphere branch, {name}"] = lambda f=form: _sphere_branch(branch_model, branch_points, f)
 
     times: dict[str, list[float]] = {name: [] for name in jobs}
     for job in jobs.values():  # warm-up: allocator, kernels
