@@ -96,6 +96,9 @@ VARIANTS = {
     "mean of the last 10 % of steps": _variant(train_average_tail=0.10),
     "5 % uniform samples (default 10 %)": _variant(uniform_share=0.05),
     "half of each batch by error": _variant(train_error_focus=0.5),
+    "near samples sigma 0.0025 (default 0.005)": _variant(near_sigma=0.0025),
+    "near samples sigma 0.0015": _variant(near_sigma=0.0015),
+    "near samples sigma 0.01": _variant(near_sigma=0.01),
     "distance truncated at 0.1": _variant(train_truncation=0.1),
     "distance truncated at 0.05": _variant(train_truncation=0.05),
     # The variants below were measured against ksc 0.8's default (29 sphere features); they pin it, so that

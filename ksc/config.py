@@ -13,6 +13,11 @@ DISTANCES = ("exact", "pysdf")  # backends of ksc.sampling.SignedDistance, named
 DEFAULT_RESOLUTION = 256
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
+NEAR_SIGMA = 0.005
+"""Spread of the nearest training points around the surface (``ksc.sampling.SAMPLE_MIX``'s ``near`` kind).
+
+Both ways from it fit worse: 0.0025 gave 1.16x (dragon) and 1.24x (Lucy) the
+Chamfer-L1, 0.01 gave 1.04x and 1.06x (benchmarks/results/ablation-near-sigma.md)."""
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024  # memory is bounded by slabs (ksc.extract); time grows with the surface
 
 
@@ -97,7 +102,9 @@ class EncodeOptions:
     training, at ``weight_bits`` (see :mod:`ksc.quantize`); 0 skips them.
     ``uniform_share`` is the share of training points drawn uniformly in the
     box (the rest lie near the surface); None picks it from the step count,
-    see :meth:`sample_uniform_share`. ``distance`` names where the training
+    see :meth:`sample_uniform_share`. ``near_sigma`` is the standard deviation
+    of the Gaussian offset of the nearest kind of surface points
+    (:data:`ksc.sampling.SAMPLE_MIX`). ``distance`` names where the training
     distances come from (:class:`ksc.sampling.SignedDistance`): ``exact`` or
     the faster, approximate ``pysdf``.
     """
@@ -108,6 +115,7 @@ class EncodeOptions:
     weight_bits: int = 8
     qat_steps: int = 1500
     uniform_share: float | None = None
+    near_sigma: float = NEAR_SIGMA
     distance: str = "exact"
     seed: int = 0
 
@@ -118,6 +126,8 @@ class EncodeOptions:
             raise KscInputError(f"quantization-aware steps must be in [0, 1000000], got {self.qat_steps}")
         if self.uniform_share is not None and not 0.0 <= self.uniform_share <= 0.9:
             raise KscInputError(f"uniform share of the samples must be in [0, 0.9], got {self.uniform_share}")
+        if not 0.0 < self.near_sigma <= 0.1:
+            raise KscInputError(f"near-surface sample spread must be in (0, 0.1], got {self.near_sigma}")
         if self.distance not in DISTANCES:
             raise KscInputError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
         if not 1000 <= self.samples <= 20_000_000:

@@ -14,7 +14,7 @@ import torch
 import trimesh
 
 from ksc import __version__
-from ksc.config import EncodeOptions, ModelConfig
+from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
 from ksc.model import KeySphereNet, stored_shapes
@@ -110,6 +110,8 @@ class TrainedMesh:
                 "final_loss": round(loss, 6) if math.isfinite(loss) else None,
             },
         }
+        if self.options.near_sigma != NEAR_SIGMA:
+            meta["encoder"]["near_sigma"] = self.options.near_sigma
         if self.options.train.average_tail:
             meta["encoder"]["average_tail"] = self.options.train.average_tail
         if self.options.train.truncation is not None:
@@ -159,7 +161,9 @@ def train_mesh(
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
-    samples = sample_sdf(unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share())
+    samples = sample_sdf(
+        unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share(), options.near_sigma
+    )
     if options.train.truncation is not None:
         # Still a lower bound of the distance, which is all the decoder's block search needs.
         limit = np.float32(options.train.truncation)

@@ -26,24 +26,33 @@ import igl
 import numpy as np
 import trimesh
 
-from ksc.config import DISTANCES
+from ksc.config import DISTANCES, NEAR_SIGMA
 
-SAMPLE_MIX = (("near", 0.50, 0.005), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
+SAMPLE_MIX = (("near", 0.50, NEAR_SIGMA), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
 UNIFORM_SHARE = SAMPLE_MIX[-1][1]
 
 
-def sample_mix(uniform_share: float = UNIFORM_SHARE) -> tuple[tuple[str, float, float | None], ...]:
-    """:data:`SAMPLE_MIX` with ``uniform_share`` of uniform points, the surface shares scaled to the rest."""
+def sample_mix(
+    uniform_share: float = UNIFORM_SHARE, near_sigma: float = NEAR_SIGMA
+) -> tuple[tuple[str, float, float | None], ...]:
+    """:data:`SAMPLE_MIX` with ``uniform_share`` of uniform points, the surface shares scaled to the rest,
+    and ``near_sigma`` as the ``near`` kind's spread."""
     scale = (1.0 - uniform_share) / (1.0 - UNIFORM_SHARE)
-    return tuple((name, share * scale, sigma) for name, share, sigma in SAMPLE_MIX[:-1]) + (
-        (SAMPLE_MIX[-1][0], uniform_share, None),
-    )
+    mix = []
+    for name, share, sigma in SAMPLE_MIX:
+        if sigma is None:
+            mix.append((name, uniform_share, None))
+        else:
+            mix.append((name, share * scale, near_sigma if name == "near" else sigma))
+    return tuple(mix)
 
 
-def sample_counts(count: int, uniform_share: float = UNIFORM_SHARE) -> list[tuple[str, int, float | None]]:
+def sample_counts(
+    count: int, uniform_share: float = UNIFORM_SHARE, near_sigma: float = NEAR_SIGMA
+) -> list[tuple[str, int, float | None]]:
     """``(name, points, sigma)`` of each kind in :func:`sample_mix`, in the order
     :func:`sample_sdf` draws them; the last kind takes the rounding remainder."""
-    mix = sample_mix(uniform_share)
+    mix = sample_mix(uniform_share, near_sigma)
     counts = [int(round(count * share)) for _, share, _ in mix[:-1]]
     counts.append(count - sum(counts))
     return [(name, n, sigma) for (name, _, sigma), n in zip(mix, counts, strict=True)]
@@ -180,6 +189,7 @@ def sample_sdf(
     bound: float,
     rng: np.random.Generator,
     uniform_share: float = UNIFORM_SHARE,
+    near_sigma: float = NEAR_SIGMA,
 ) -> SdfSamples:
     """Draw ``count`` training points following :func:`sample_mix`.
 
@@ -197,9 +207,11 @@ def sample_sdf(
         Source of randomness (the only one: same seed, same samples).
     uniform_share : float
         Share of points drawn uniformly in the box.
+    near_sigma : float
+        Spread of the ``near`` kind's offsets from the surface.
     """
     parts = []
-    for _, n, sigma in sample_counts(count, uniform_share):
+    for _, n, sigma in sample_counts(count, uniform_share, near_sigma):
         if sigma is None:
             parts.append(rng.uniform(-bound, bound, size=(n, 3)))
         else:

@@ -46,6 +46,25 @@ def test_sign_on_an_open_mesh_is_repeatable_and_sensible(sphere_mesh):
     assert np.mean((first[clear] > 0) == (radius[clear] < 0.8)) > 0.99
 
 
+def test_near_sigma_sets_the_spread_of_the_nearest_points(sphere_mesh):
+    signed_distance = SignedDistance(sphere_mesh)
+    near_count = int(round(20_000 * SAMPLE_MIX[0][1]))  # the near kind is drawn first
+    spread = [
+        np.median(
+            np.abs(sample_sdf(sphere_mesh, signed_distance, 20_000, 1.05, np.random.default_rng(0), 0.25, sigma).sdf[:near_count])
+        )
+        for sigma in (0.002, 0.02)
+    ]
+    # |N(0, sigma^2)| along the normal has median 0.67 sigma.
+    assert spread[0] == pytest.approx(0.67 * 0.002, rel=0.15) and spread[1] == pytest.approx(0.67 * 0.02, rel=0.15)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -0.01, 0.2])
+def test_near_sigma_out_of_range_is_refused(sigma):
+    with pytest.raises(KscInputError, match="near-surface sample spread"):
+        EncodeOptions(near_sigma=sigma)
+
+
 def test_default_uniform_share_follows_the_training_length():
     long_run, short_run = EncodeOptions(), EncodeOptions(train=TrainConfig(steps=LONG_TRAINING_STEPS - 1))
     assert long_run.sample_uniform_share() < short_run.sample_uniform_share()
