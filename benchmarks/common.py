@@ -14,7 +14,11 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-import torch
+from ksc.threads import keep_openmp_workers_spinning
+
+keep_openmp_workers_spinning()  # before torch loads libgomp; spawned workers inherit it
+
+import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"

@@ -25,6 +25,7 @@ from ksc.config import (
     EncodeOptions,
 )
 from ksc.errors import KscError
+from ksc.threads import keep_openmp_workers_spinning
 
 from .options import device_option, verbosity_options
 from .progress import ProgressBar
@@ -60,6 +61,7 @@ def _fail(message: str, status: int = 1):
 @click.version_option(__version__, prog_name="ksc")
 def main():
     """ksc: compress triangle meshes into tiny neural .ksc files."""
+    keep_openmp_workers_spinning()  # the commands import torch after this
 
 
 def _read_bytes(path: str) -> bytes:
