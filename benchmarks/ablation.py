@@ -66,6 +66,7 @@ def _variant(**changes) -> EncodeOptions:
 VARIANTS = {
     "default": _variant(),
     "half the steps": _variant(train_steps=EncodeOptions().train.steps // 2),
+    "4/3 of the steps": _variant(train_steps=EncodeOptions().train.steps * 4 // 3),
     "4x the steps (over the encode budget: is the fit capacity- or training-bound?)": _variant(
         train_steps=4 * EncodeOptions().train.steps
     ),
