@@ -7,11 +7,10 @@ activations, Adam's update) with serial Python work between them. GNU OpenMP
 unset it spins 300,000 times, but only 100 when it counts more OpenMP threads
 than CPUs (libgomp's manual, "GOMP_SPINCOUNT"); setting the variable
 explicitly keeps the long spin. On this project's 2-core machine, training
-steps of the default network with two threads took 5.5-6.9 ms without it and
-3.0-4.1 ms with it in one throwaway session, and a median 6.88 against 5.29 ms
-in ``benchmarks/openmp_spin.py``'s interleaved child processes; whole encodes
-there did not show a steady gain (0.94x and 1.11x, within that machine's
-drift). That the short spin is libgomp's oversubscription rule at work is an
+steps of the default network with two threads took a median 6.88 ms without
+it and 5.29 ms with it (``benchmarks/openmp_spin.py``, interleaved child
+processes); whole encodes there did not show a steady gain (0.94x and
+1.11x, within that machine's drift). That the short spin is libgomp's oversubscription rule at work is an
 inference from its manual, not measured. The arithmetic is the same either
 way: the files are identical byte for byte (checked by the benchmark).
 """
