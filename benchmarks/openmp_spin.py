@@ -7,10 +7,10 @@
 Each encode runs alone, with torch's default threads (one per core), and its
 wall time is measured around the process. A second table times the training
 steps alone (``ksc.train.fit`` on random points, in a child process per setting,
-``--step-rounds`` interleaved rounds): the part of an encode the setting acts on,
-and a less noisy measure than whole encodes on a shared machine. The two files of a mesh must be
-identical (the setting changes when threads sleep, not the arithmetic); the
-table says so per pair. Rounds alternate the order of the two settings so the
+``--step-rounds`` interleaved rounds): the part of an encode the setting acts
+on, and a less noisy measure than whole encodes on a shared machine. The two
+files of a mesh must be identical (the setting changes when threads sleep, not
+the arithmetic); the table says so per pair. Rounds alternate the order of the two settings so the
 shared machine's drift hits both alike.
 Writes ``benchmarks/results/openmp-spin.{json,md}``.
 Run: ``.venv/bin/python benchmarks/openmp_spin.py`` (two meshes, two rounds: about 15 minutes).
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from common import SHARED_MESHES, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
 
-from ksc.threads import SPIN_COUNT  # noqa: E402
+from ksc.threads import SPIN_COUNT, WAIT_SETTINGS  # noqa: E402
 
 SETTINGS = {
     "libgomp's choice": ["-c", "import runpy, sys, torch; sys.argv[0] = 'ksc'; runpy.run_module('ksc.cli', run_name='__main__')"],
@@ -60,13 +60,18 @@ print((time.perf_counter() - start) / steps * 1e3)
 
 def _without_wait_settings() -> dict:
     """This process's environment without the OpenMP wait settings (this script's own included)."""
-    return {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    return {k: v for k, v in os.environ.items() if k not in WAIT_SETTINGS}
 
 
 def _child_env(setting: str) -> dict:
     """The environment of a step timing: ksc's spin count for ``ksc``, libgomp's own choice otherwise."""
     env = _without_wait_settings()
     return {**env, "GOMP_SPINCOUNT": SPIN_COUNT} if setting == "ksc" else env
+
+
+def _order(round_index: int) -> list[str]:
+    """The settings in the order round ``round_index`` runs them: alternating, so drift hits both alike."""
+    return list(SETTINGS) if round_index % 2 == 0 else list(SETTINGS)[::-1]
 
 
 def _step_ms(setting: str, steps: int) -> float:
@@ -104,7 +109,7 @@ def main(argv=None) -> None:
 
     step_rows = []
     for round_index in range(args.step_rounds):
-        for setting in list(SETTINGS) if round_index % 2 == 0 else list(SETTINGS)[::-1]:
+        for setting in _order(round_index):
             step_rows.append({"round": round_index, "setting": setting, "ms_per_step": _step_ms(setting, args.steps)})
             print(f"steps round {round_index} {setting}: {step_rows[-1]['ms_per_step']:.2f} ms", flush=True)
     step_summary = [
@@ -114,7 +119,7 @@ def main(argv=None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for round_index in range(args.rounds):
-            order = list(SETTINGS) if round_index % 2 == 0 else list(SETTINGS)[::-1]
+            order = _order(round_index)
             for path in paths:
                 files = {}
                 for setting in order:
@@ -157,8 +162,14 @@ def main(argv=None) -> None:
             ),
         ]
     )
-    payload = {"machine": machine, "command": command, "steps": step_rows, "step_summary": step_summary, "rows": rows}
-    payload["summary"] = summary
+    payload = {
+        "machine": machine,
+        "command": command,
+        "steps": step_rows,
+        "step_summary": step_summary,
+        "rows": rows,
+        "summary": summary,
+    }
     write_results(results_name("openmp-spin", args.suffix), payload, markdown)
     print(markdown)
 

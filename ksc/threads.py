@@ -10,9 +10,10 @@ explicitly keeps the long spin. On this project's 2-core machine, training
 steps of the default network with two threads took a median 6.88 ms without
 it and 5.29 ms with it (``benchmarks/openmp_spin.py``, interleaved child
 processes); whole encodes there did not show a steady gain (0.94x and
-1.11x, within that machine's drift). That the short spin is libgomp's oversubscription rule at work is an
-inference from its manual, not measured. The arithmetic is the same either
-way: the files are identical byte for byte (checked by the benchmark).
+1.11x, within that machine's drift). That the short spin is libgomp's
+oversubscription rule at work is an inference from its manual, not measured.
+The arithmetic is the same either way: the files are identical byte for byte
+(checked by the benchmark).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 
 SPIN_COUNT = "300000"
 """libgomp's own default for a machine that is not oversubscribed (about a millisecond of spinning)."""
+WAIT_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+"""The environment variables through which a user chooses how OpenMP workers wait; ksc never overrides them."""
 
 
 def keep_openmp_workers_spinning() -> bool:
@@ -33,6 +36,6 @@ def keep_openmp_workers_spinning() -> bool:
     """
     if "torch" in sys.modules:
         return False
-    if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    if not any(name in os.environ for name in WAIT_SETTINGS):
         os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     return True

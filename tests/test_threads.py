@@ -4,13 +4,13 @@ import os
 import subprocess
 import sys
 
-from ksc.threads import SPIN_COUNT, keep_openmp_workers_spinning
+from ksc.threads import SPIN_COUNT, WAIT_SETTINGS, keep_openmp_workers_spinning
 
 _REPORT = "import os, sys\n{setup}\nprint(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)"
 
 
 def _child(setup: str, **env) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    clean = {k: v for k, v in os.environ.items() if k not in WAIT_SETTINGS}
     done = subprocess.run(
         [sys.executable, "-c", _REPORT.format(setup=setup)], env={**clean, **env}, capture_output=True, text=True, check=True
     )
