@@ -13,6 +13,7 @@ from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, Model
 from ksc.errors import KscFormatError, KscInputError
 from ksc.extract import Extraction, extract_mesh
 from ksc.format import Container, read_container
+from ksc.format.layout import model_from_map
 from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
 
@@ -135,10 +136,7 @@ def _model_config(section, major: int) -> ModelConfig:
             section = {**section, name: before}  # the network those versions wrote
         elif name not in section:
             raise KscFormatError(f"header field 'model' lacks {name!r}, which format {major}.x requires")
-    try:
-        return ModelConfig.from_dict(section)
-    except (KscInputError, TypeError) as error:
-        raise KscFormatError(f"header field 'model' is invalid: {error}") from None
+    return model_from_map(section)
 
 
 def _transform(section) -> Transform:

@@ -44,15 +44,11 @@ from torch import nn
 
 from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
+from ksc.format.layout import input_width, tensor_layout
 
 MIN_DISTANCE = 1e-3
 """``d`` is at least twice the radius; this bound only matters for a sphere of radius ~0."""
 ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
-
-
-def input_width(config: ModelConfig) -> int:
-    """Width of the first hidden layer's input: the point, its Fourier features, the sphere feature."""
-    return 3 + 6 * config.frequencies + config.feature_dim
 
 
 def hidden_layer_sizes(config: ModelConfig) -> list[tuple[int, int]]:
@@ -62,16 +58,8 @@ def hidden_layer_sizes(config: ModelConfig) -> list[tuple[int, int]]:
 
 
 def stored_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Shape of every tensor a file stores for ``config``, by name (checked before anything is allocated)."""
-    shapes = {"spheres": (config.spheres, 4)}
-    if config.features == "direct":
-        shapes.update({"sphere_layer.weight": (config.feature_dim, 4), "sphere_layer.bias": (config.feature_dim,)})
-    else:
-        shapes["latents"] = (config.spheres, config.feature_dim)
-    for k, (a, b) in enumerate(hidden_layer_sizes(config)):
-        shapes.update({f"hidden.{k}.weight": (b, a), f"hidden.{k}.bias": (b,)})
-    shapes.update({"output.weight": (1, config.width), "output.bias": (1,)})
-    return shapes
+    """Shape of every tensor a file stores for ``config``, by name, in file order (the format's own table)."""
+    return dict(tensor_layout(config))
 
 
 class KeySphereNet(nn.Module):

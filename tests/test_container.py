@@ -4,32 +4,54 @@ import zlib
 import numpy as np
 import pytest
 
+from ksc.config import ModelConfig
 from ksc.errors import KscFormatError
 from ksc.format import (
     VERSION,
     ArithmeticUniformCodec,
     Container,
     RowUniformCodec,
+    SortedUniformCodec,
     TensorRecord,
     UniformCodec,
     read_container,
     write_container,
 )
 from ksc.format.container import MAGIC, MAX_BODY_BYTES
+from ksc.format.layout import tensor_layout
+from ksc.format.testing import pack_raw, unpack_raw
+
+TINY_MODEL = {
+    "features": "direct",
+    "spheres": 3,
+    "layers": 1,
+    "width": 6,
+    "activation": "silu",
+    "weighting": "paper",
+    "frequencies": 0,
+    "feature_dim": 2,
+}
 
 
 def sample_container() -> Container:
+    """A tiny network's tensors, in its layout's order, through every kind of codec."""
     rng = np.random.default_rng(0)
-    weight, bias, other = rng.normal(size=(6, 4)), rng.normal(size=6), rng.normal(size=(3, 3))
-    row, flat, coded = RowUniformCodec(8), UniformCodec.fit(bias, 8), ArithmeticUniformCodec(8)
+    row, coded = RowUniformCodec(8), ArithmeticUniformCodec(8)
+    spheres = rng.uniform(0.0, 0.5, size=(3, 4))
+    sphere_codec = SortedUniformCodec.over_range(8, [0.0] * 4, [0.5] * 4)
+    tensors = [TensorRecord("spheres", (3, 4), sphere_codec, sphere_codec.encode(spheres))]
+    for name, shape in tensor_layout(ModelConfig(**TINY_MODEL))[1:]:
+        values = rng.normal(size=shape)
+        codec = row if len(shape) == 2 and shape[0] > 1 else UniformCodec.fit(values, 8) if name.endswith("bias") else coded
+        tensors.append(TensorRecord(name, shape, codec, codec.encode(values)))
     return Container(
-        meta={"model": {"width": 6}, "transform": {"center": [0.0, 1.0, 2.0], "scale": 3.0}},
-        tensors=[
-            TensorRecord("w", (6, 4), row, row.encode(weight)),
-            TensorRecord("b", (6,), flat, flat.encode(bias)),
-            TensorRecord("v", (3, 3), coded, coded.encode(other)),
-            TensorRecord("u", (6,), coded, coded.encode(bias)),
-        ],
+        meta={
+            "model": dict(TINY_MODEL),
+            "transform": {"center": [0.0, 1.0, 2.0], "scale": 3.0},
+            "bound": 1.05,
+            "source": {"vertices": 8},
+        },
+        tensors=tensors,
     )
 
 
@@ -43,7 +65,7 @@ def test_round_trip_is_bit_exact():
     parsed = read_container(data)
     assert write_container(parsed) == data
     assert parsed.meta == sample_container().meta
-    assert [t.name for t in parsed.tensors] == ["w", "b", "v", "u"]
+    assert [(t.name, t.shape) for t in parsed.tensors] == tensor_layout(ModelConfig(**TINY_MODEL))
     assert parsed.sizes["file"] == len(data)
     original = sample_container().tensor_map()
     for name, values in parsed.tensor_map().items():
@@ -57,8 +79,8 @@ def test_starts_with_magic_and_version():
 
 def test_future_major_version_is_rejected_with_the_versions_read():
     data = bytearray(write_container(sample_container()))
-    data[4] = 5
-    with pytest.raises(KscFormatError, match=r"version 5\.0 is not supported; this ksc reads 1\.x, 2\.x, 3\.x, 4\.x"):
+    data[4] = 6
+    with pytest.raises(KscFormatError, match=r"version 6\.0 is not supported; this ksc reads 1\.x, 2\.x, 3\.x, 4\.x, 5\.x"):
         read_container(reseal(bytes(data[:-4])))
 
 
@@ -100,3 +122,47 @@ def test_absurd_declared_body_size_is_rejected_before_allocation():
     body = MAGIC + bytes([1, 0]) + header + bytes(8)
     with pytest.raises(KscFormatError, match=f"limit is {MAX_BODY_BYTES}"):
         read_container(reseal(body))
+
+
+def test_header_stores_no_tensor_names_or_shapes():
+    # 5.x: [transform, bound, model, codecs, tensors, info]; names and shapes follow from the model
+    _, header, _ = unpack_raw(write_container(sample_container()))
+    transform, bound, model, codecs, tensors, info = header
+    assert transform == [0.0, 1.0, 2.0, 3.0] and bound == 1.05
+    assert model == list(TINY_MODEL.values())
+    assert all(len(entry) == 2 for entry in tensors) and len(tensors) == len(sample_container().tensors)
+    assert info == {"source": {"vertices": 8}}
+
+
+def test_writer_refuses_tensors_that_are_not_the_models():
+    container = sample_container()
+    container.tensors[1], container.tensors[2] = container.tensors[2], container.tensors[1]
+    with pytest.raises(KscFormatError, match="are not the model's"):
+        write_container(container)
+    container = sample_container()
+    del container.meta["bound"]
+    with pytest.raises(KscFormatError, match="needs"):
+        write_container(container)
+
+
+def test_elements_a_newer_minor_appends_are_ignored():
+    version, header, tensors = unpack_raw(write_container(sample_container()))
+    assert read_container(pack_raw([*header, {"later": 1}], tensors, (version[0], 1))).meta == sample_container().meta
+
+
+@pytest.mark.parametrize(
+    ("position", "value", "message"),
+    [
+        (0, [0.0, 1.0], "transform"),
+        (2, [*TINY_MODEL.values()][:-1], "'model' must be an array"),
+        (2, ["direct", 3, 10**6, 6, "silu", "paper", 0, 2], "layers must be an integer"),
+        (3, [], "'codecs' must list"),
+        (4, [[0, 10]], "must list 7 entries"),
+        (5, {"model": 1}, "'info' must be a map"),
+    ],
+)
+def test_bad_5x_header_fields_name_the_field(position, value, message):
+    version, header, tensors = unpack_raw(write_container(sample_container()))
+    header[position] = value
+    with pytest.raises(KscFormatError, match=message):
+        read_container(pack_raw(header, tensors, version))

@@ -23,6 +23,9 @@ from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw
 
 GOLDEN_FOLDER = Path(__file__).resolve().parent / "golden"
 GOLDEN = (GOLDEN_FOLDER / "v{}.{}".format(*VERSION) / "torus.ksc").read_bytes()
+MAP_HEADER_VERSION = (4, 0)
+"""The last format whose header is a map with tensor names and shapes (5.0's is an array without them)."""
+MAP_HEADER_GOLDEN = (GOLDEN_FOLDER / "v{}.{}".format(*MAP_HEADER_VERSION) / "torus.ksc").read_bytes()
 EVERY_GOLDEN = sorted(GOLDEN_FOLDER.glob("v*/*.ksc"))
 READS = ", ".join(f"{major}.x" for major in READABLE_MAJORS)
 PEAK_BYTES = 64 * 1024 * 1024
@@ -31,9 +34,9 @@ PROPERTY = settings(
 )
 
 
-def golden_parts() -> tuple[dict, bytes]:
-    """The golden file's header and tensor bytes."""
-    _, header, tensors = unpack_raw(GOLDEN)
+def golden_parts(data: bytes = GOLDEN) -> tuple[dict | list, bytes]:
+    """A golden file's header and tensor bytes (the current version's by default)."""
+    _, header, tensors = unpack_raw(data)
     return header, tensors
 
 
@@ -122,12 +125,25 @@ ABSURD = st.one_of(
 HEADER, TENSORS = golden_parts()
 HEADER_BYTES = len(msgpack.packb(HEADER, use_bin_type=True))
 HEADER_PATHS = list(header_paths(HEADER))
+MAP_HEADER, MAP_TENSORS = golden_parts(MAP_HEADER_GOLDEN)
+MAP_HEADER_PATHS = list(header_paths(MAP_HEADER))
 
 
 @PROPERTY
 @given(st.lists(st.tuples(st.sampled_from(HEADER_PATHS), ABSURD), min_size=1, max_size=3))
 def test_absurd_header_values(replacements):
-    header = copy.deepcopy(HEADER)
+    only_format_errors(pack_raw(_replaced(HEADER, replacements), TENSORS, VERSION))
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.sampled_from(MAP_HEADER_PATHS), ABSURD), min_size=1, max_size=3))
+def test_absurd_header_values_in_a_map_header(replacements):
+    # old files are read forever, so their layout must stay as hard to abuse
+    only_format_errors(pack_raw(_replaced(MAP_HEADER, replacements), MAP_TENSORS, MAP_HEADER_VERSION))
+
+
+def _replaced(original, replacements):
+    header = copy.deepcopy(original)
     for path, value in replacements:
         node = header
         try:
@@ -136,18 +152,19 @@ def test_absurd_header_values(replacements):
             node[path[-1]] = value
         except (KeyError, IndexError, TypeError):
             continue  # an earlier replacement removed this path
-    only_format_errors(pack_raw(header, TENSORS, VERSION))
+    return header
 
 
 @PROPERTY
 @given(
-    st.integers(min_value=0, max_value=len(HEADER["tensors"]) - 1),
+    st.integers(min_value=0, max_value=len(MAP_HEADER["tensors"]) - 1),
     st.lists(st.integers(min_value=-(2**33), max_value=2**33), max_size=6),
 )
 def test_absurd_tensor_shapes(index, shape):
-    header = copy.deepcopy(HEADER)
+    # 5.x stores no shapes (they follow from 'model', whose fields are range-checked first)
+    header = copy.deepcopy(MAP_HEADER)
     header["tensors"][index][1] = shape  # [name, shape, codec index, size]
-    only_format_errors(pack_raw(header, TENSORS, VERSION))
+    only_format_errors(pack_raw(header, MAP_TENSORS, MAP_HEADER_VERSION))
 
 
 @settings(PROPERTY, max_examples=60)  # each case range-decodes the whole network (~0.3 s)
@@ -168,23 +185,23 @@ def test_absurd_header_length(declared, rest):
 
 
 def test_frequencies_are_required_since_3x_and_refused_before():
-    header, tensors = golden_parts()
+    header, tensors = golden_parts(MAP_HEADER_GOLDEN)
     assert "frequencies" in header["model"]
     with pytest.raises(KscFormatError, match="'frequencies', which format 2.x does not define"):
         verify(pack_raw(header, tensors, (2, 0)))
     del header["model"]["frequencies"]
-    with pytest.raises(KscFormatError, match=f"lacks 'frequencies', which format {VERSION[0]}.x requires"):
-        verify(pack_raw(header, tensors, VERSION))
+    with pytest.raises(KscFormatError, match="lacks 'frequencies', which format 4.x requires"):
+        verify(pack_raw(header, tensors, MAP_HEADER_VERSION))
 
 
 def test_feature_dim_is_required_since_4x_and_refused_before():
-    header, tensors = golden_parts()
+    header, tensors = golden_parts(MAP_HEADER_GOLDEN)
     assert header["model"]["feature_dim"] == 8
     with pytest.raises(KscFormatError, match="'feature_dim', which format 3.x does not define"):
         verify(pack_raw(header, tensors, (3, 0)))
     del header["model"]["feature_dim"]
     with pytest.raises(KscFormatError, match="lacks 'feature_dim', which format 4.x requires"):
-        verify(pack_raw(header, tensors, VERSION))
+        verify(pack_raw(header, tensors, MAP_HEADER_VERSION))
     # a 3.x reader's meaning, 29 features per sphere, does not fit this file's tensors
     with pytest.raises(KscFormatError, match="tensor '.*' has shape"):
         verify(pack_raw(header, tensors, (3, 0)))
@@ -200,6 +217,13 @@ def test_versions(major, minor):
     elif major in READABLE_MAJORS:
         with pytest.raises(KscFormatError):  # read, as an older layout, and found wrong
             verify(data)
+        if major < 5:  # and a 4.0 map header read as other known majors
+            map_header = pack_raw(MAP_HEADER, MAP_TENSORS, (major, minor))
+            if major == MAP_HEADER_VERSION[0]:
+                verify(map_header)
+            else:
+                with pytest.raises(KscFormatError):
+                    verify(map_header)
     else:
         with pytest.raises(KscFormatError, match=f"version {major}.{minor} is not supported; this ksc reads {READS}"):
             verify(data)
