@@ -17,7 +17,8 @@ Binarization of ``v`` (all decisions adaptive, each with its own context):
 
 The arithmetic is the classic carry-less range coder with a byte cache
 (32-bit range, 12-bit probabilities); the leading byte it always emits is
-dropped, zero bytes among the four it flushes at the end are trimmed, and the
+dropped, it ends on the value of its final interval with the most trailing
+zero bits, zero bytes among the four it flushes at the end are trimmed, and the
 decoder reads zeros past the end. Decoding is bounded: ``count`` integers of
 at most ``MAX_MAGNITUDE_BITS`` bits, whatever the bytes say; and since no
 decision is more probable than 59/60 (:class:`_Contexts`), each value costs at
@@ -104,6 +105,15 @@ class _Encoder:
         self.low = (self.low & 0x00FFFFFF) << 8
 
     def finish(self) -> bytes:
+        # Any value in [low, low + range) decodes the same; the one with the most trailing
+        # zero bits leaves zero bytes that are trimmed (range >= 2**24 here, so at most one
+        # flushed byte is not zero): ~3 bytes less per stream than flushing low itself.
+        for shift in range(32, -1, -1):
+            mask = (1 << shift) - 1
+            rounded = (self.low + mask) & ~mask
+            if rounded < self.low + self.range:
+                self.low = rounded
+                break
         for _ in range(_FLUSH_BYTES + 1):
             self._shift_low()
         body, flushed = self.out[1:-_FLUSH_BYTES], self.out[-_FLUSH_BYTES:]

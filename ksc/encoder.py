@@ -42,8 +42,9 @@ Trained weights take less (7.6-8.0 bits each in the 15 meshes' default files, ta
 included); barely trained ones, still near their uniform initialization, about this.
 Pessimistic on purpose: a plan that is a few % too small costs a width unit, one that is
 too large costs a bit of every weight."""
-PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 520.0, 2.6
-"""Planned header and per-sphere bytes: a default file's header and spheres take 775-833 bytes for 128 spheres."""
+PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 320.0, 2.6
+"""Planned header and per-sphere bytes: a default file's header and spheres take 580-643 bytes for 128 spheres
+(format 5.0, the 15 meshes' default networks; 775-833 in 4.0, whose header named and shaped every tensor)."""
 MIN_PLANNED_WIDTH = 8
 RADIUS_BITS = 8
 """Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
