@@ -82,7 +82,7 @@ def write_container(container: Container) -> bytes:
     ``[codec index, size]``, in the order the model's tensor table gives
     (:func:`ksc.format.layout.tensor_layout`), which the tensors must follow.
     Format 4.0's map header spelled every key, name and shape: 5.0 stores the
-    same file in ~170 fewer bytes (2.4 % of a default file).
+    same tensors in ~200 fewer bytes (2.8 % of a default file).
     """
     meta = container.meta
     missing = [key for key in STRUCTURAL if key not in meta]
