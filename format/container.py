@@ -18,7 +18,7 @@ import zstandard
 from ksc.errors import KscFormatError
 
 from .codecs import codec_from_config
-from .layout import MODEL_FIELDS, model_from_values, tensor_layout
+from .layout import MODEL_FIELDS, model_from_map, model_from_values, tensor_layout
 
 MAGIC = b"\x89KSC"
 VERSION = (5, 0)
@@ -91,7 +91,7 @@ def write_container(container: Container) -> bytes:
     model = meta["model"]
     if not isinstance(model, dict) or set(model) != set(MODEL_FIELDS):
         raise KscFormatError(f"meta 'model' must be a map of exactly {MODEL_FIELDS}")
-    layout = tensor_layout(model_from_values([model[name] for name in MODEL_FIELDS]))
+    layout = tensor_layout(model_from_map(model))
     found = [(record.name, tuple(record.shape)) for record in container.tensors]
     if found != layout:
         raise KscFormatError(f"tensors {found} are not the model's {layout}, in that order")

@@ -21,6 +21,12 @@ def input_width(model: ModelConfig) -> int:
     return 3 + 6 * model.frequencies + model.feature_dim
 
 
+def hidden_layer_sizes(model: ModelConfig) -> list[tuple[int, int]]:
+    """``(inputs, outputs)`` of each hidden layer, first to last: what the network builds and a file stores."""
+    widths = [input_width(model)] + [model.width] * model.layers
+    return list(zip(widths[:-1], widths[1:], strict=True))
+
+
 def tensor_layout(model: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
     """``(name, shape)`` of every stored tensor of ``model``, in file order.
 
@@ -32,10 +38,8 @@ def tensor_layout(model: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
         layout += [("sphere_layer.weight", (model.feature_dim, 4)), ("sphere_layer.bias", (model.feature_dim,))]
     else:
         layout.append(("latents", (model.spheres, model.feature_dim)))
-    inputs = input_width(model)
-    for k in range(model.layers):
-        layout += [(f"hidden.{k}.weight", (model.width, inputs)), (f"hidden.{k}.bias", (model.width,))]
-        inputs = model.width
+    for k, (inputs, outputs) in enumerate(hidden_layer_sizes(model)):
+        layout += [(f"hidden.{k}.weight", (outputs, inputs)), (f"hidden.{k}.bias", (outputs,))]
     layout += [("output.weight", (1, model.width)), ("output.bias", (1,))]
     return layout
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ksc.config import ModelConfig
-from ksc.model import KeySphereNet, input_width
+from ksc.format.layout import input_width
+from ksc.model import KeySphereNet
 
 log = logging.getLogger(__name__)
 

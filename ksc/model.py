@@ -44,17 +44,11 @@ from torch import nn
 
 from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
-from ksc.format.layout import input_width, tensor_layout
+from ksc.format.layout import hidden_layer_sizes, tensor_layout
 
 MIN_DISTANCE = 1e-3
 """``d`` is at least twice the radius; this bound only matters for a sphere of radius ~0."""
 ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
-
-
-def hidden_layer_sizes(config: ModelConfig) -> list[tuple[int, int]]:
-    """``(inputs, outputs)`` of each hidden layer, first to last: what the model builds and a file stores."""
-    widths = [input_width(config)] + [config.width] * config.layers
-    return list(zip(widths[:-1], widths[1:], strict=True))
 
 
 def stored_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
