@@ -1,14 +1,13 @@
 """Ablation: which encoder choices earn their bytes.
 
 Each variant changes one thing from the default preset (8-bit weights after
-quantization-aware fine-tuning, 128 key spheres, DPFE branch, 6 octaves of Fourier
-features of the query point, 6 x 29 MLP,
-24000 steps of 2048 points) and is encoded from scratch with its own training, decoded at
-256^3 and measured with ``ksc.metrics`` against the input. A variant pays if
-it lowers Chamfer-L1 at no more bytes, or keeps it at fewer bytes or less
-encode time. ``--variants`` and ``--suffix`` run a few variants into their own
-table. Quantization-aware fine-tuning is ablated in ``benchmarks/rd.py``
-(8 bits with and without it, every mesh). Writes
+quantization-aware fine-tuning, 64 key spheres, DPFE branch with 8 features, 6 octaves
+of Fourier features of the query point, 5 x 34 MLP, 28800 steps of 2048 points) and is
+encoded from scratch with its own training, decoded at 256^3 and measured with
+``ksc.metrics`` against the input. A variant pays if it lowers Chamfer-L1 at no more
+bytes, or keeps it at fewer bytes or less encode time. ``--variants`` and ``--suffix``
+run a few variants into their own table. Quantization-aware fine-tuning is ablated in
+``benchmarks/rd.py`` (8 bits with and without it, every mesh). Writes
 ``benchmarks/results/ablation[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/ablation.py`` (about 8 minutes per mesh on 2 cores).
 ``--seeds 0 1 2`` repeats every encode with other seeds (one training's luck moves a thin
@@ -128,6 +127,10 @@ VARIANTS = {
     "8-value sphere latents, d^-2 weights, width 28 (about the default's bytes)": _variant(
         model_features="latent", model_feature_dim=8, model_weighting="inverse_square", model_layers=6, model_width=28
     ),
+    "64 spheres, width 35, 27600 steps (about the default's bytes and time)": _variant(
+        model_spheres=64, model_width=35, train_steps=27600
+    ),
+    "64 spheres, 28800 steps (about the default's time)": _variant(model_spheres=64, train_steps=28800),
     "8-value sphere latents, d^-1 weights, width 28 (about the default's bytes)": _variant(
         model_features="latent", model_feature_dim=8, model_weighting="inverse", model_layers=6, model_width=28
     ),
@@ -198,7 +201,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--reuse-default",
         metavar="NAME",
-        help="Take the default rows from results/NAME.json (same machine and encoder) instead of encoding them again.",
+        help="Take the default rows from results/NAME.json (same machine and encoder) instead of encoding them again; "
+        "NAME may be an ablation's results or rd.py's (its 'ksc default' rows, seed 0 unless its command gave --seed).",
     )
     args = parser.parse_args(argv)
     import torch
@@ -231,18 +235,41 @@ def main(argv=None) -> None:
 
 
 def _default_rows(name: str) -> dict[tuple[str, int], dict]:
-    """The default rows of an earlier results/NAME.json, by (mesh, seed)."""
+    """The default rows of an earlier results/NAME.json, by (mesh, seed).
+
+    An rd.py result (rows with a ``codec``) gives its ``ksc default`` rows: the
+    default preset is :class:`EncodeOptions`' defaults, what the ablation's default encodes.
+    """
     import json
 
     path = RESULTS / f"{name}.json"
     if not path.is_file():
-        raise SystemExit(f"--reuse-default: no {path} (give a results name such as ablation-average)")
-    rows = json.loads(path.read_text())["rows"]
+        raise SystemExit(f"--reuse-default: no {path} (give a results name such as ablation-average or rd)")
+    payload = json.loads(path.read_text())
+    rows = payload["rows"]
+    if rows and "codec" in rows[0]:
+        seed = _rd_seed(payload["command"])
+        rows = [
+            {"mesh": row["mesh"], "seed": seed, "variant": "default", "parameters": None, **_measured(row)}
+            for row in rows
+            if row["codec"] == "ksc default"
+        ]
     return {
         (row["mesh"], row.get("seed", 0)): {"seed": 0, **{k: v for k, v in row.items() if k != "cd_vs_default"}}
         for row in rows
         if row["variant"] == "default"
     }
+
+
+def _rd_seed(command: str) -> int:
+    """The ``--seed`` an rd.py command line gave (0 without one)."""
+    words = command.split()
+    return int(words[words.index("--seed") + 1]) if "--seed" in words else 0
+
+
+def _measured(row: dict) -> dict:
+    """The fields of an rd.py row that an ablation row has too."""
+    return {key: row[key] for key in ("bytes", "encode_s", "chamfer_l1", "hausdorff", "iou") if key in row}
 
 
 def _with_reused(results, reused: dict[tuple[str, int], dict]):

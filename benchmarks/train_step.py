@@ -33,8 +33,9 @@ from ksc.model import KeySphereNet  # noqa: E402
 from ksc.train import adam, sdf_loss  # noqa: E402
 
 SHAPES = {
-    "5 x 34 (ksc 0.10's default)": ModelConfig(),
-    "6 x 31 (ksc 0.9's default)": ModelConfig(layers=6, width=31),
+    "5 x 34, 64 spheres (ksc 0.12's default)": ModelConfig(),
+    "5 x 34, 128 spheres (ksc 0.10's default)": ModelConfig(spheres=128),
+    "6 x 31, 128 spheres (ksc 0.9's default)": ModelConfig(layers=6, width=31, spheres=128),
     "4 x 39": ModelConfig(layers=4, width=39),
 }
 POINTS = 1_000_000
@@ -69,14 +70,15 @@ def main(argv=None) -> None:
     generator = torch.Generator().manual_seed(0)
     points = torch.rand(POINTS, 3, generator=generator) * 2 - 1
     target = torch.rand(POINTS, generator=generator) - 0.5
-    spheres = torch.rand(ModelConfig().spheres, 4, generator=generator) * 0.5
+    most = max(config.spheres for config in SHAPES.values())
+    spheres = torch.rand(most, 4, generator=generator) * 0.5  # a shape with fewer spheres takes the first ones
 
     jobs = {}
     for name, config in SHAPES.items():
-        model = KeySphereNet(config, spheres)
+        model = KeySphereNet(config, spheres[: config.spheres])
         optimizer = adam(list(model.parameters()), 1e-3)
         jobs[f"training step, {name}"] = lambda m=model, o=optimizer: _training_step(m, o, points, target, batch, generator)
-    branch_model = KeySphereNet(ModelConfig(), spheres)
+    branch_model = KeySphereNet(ModelConfig(), spheres[: ModelConfig().spheres])
     branch_points = points[:batch]
     for name, form in SPHERE_BRANCH_FORMS.items():
         jobs[f"sphere branch, {name}"] = lambda f=form: _sphere_branch(branch_model, branch_points, f)

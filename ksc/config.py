@@ -26,7 +26,20 @@ class ModelConfig:
     """Shape of the network; everything the decoder needs to rebuild it."""
 
     features: str = "direct"
-    spheres: int = 128
+    spheres: int = 64
+    """Key spheres: 64 since ksc 0.12 (the paper and ksc before: 128).
+
+    The sphere branch costs every training step a (batch x spheres) distance
+    matrix and its product with the sphere features: with 64 spheres a default
+    step takes 0.85x the time of one with 128 (benchmarks/results/train-step-1thread.md),
+    so 28 800 steps (``TrainConfig.steps``, 1.2x) train in about the time 24 000 took, and the
+    spheres cost ~170 fewer bytes. The fit is training-bound (4x the steps gave
+    0.89x the Chamfer-L1), so the steps outweigh the spheres: on five meshes
+    0.92-1.02x the Chamfer-L1 (median 0.98) in 0.97-0.99x the bytes, in about
+    the same encode time (benchmarks/results/ablation-spheres-64.md). Spending
+    the freed bytes on one more hidden unit instead (width 35, 27 600 steps)
+    gave 0.88-1.03x (median 0.95) in 1.00-1.03x the bytes: about the same
+    trade of bytes against error, at more bytes and time."""
     layers: int = 5
     width: int = 34
     activation: str = "silu"
@@ -64,7 +77,8 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
-    steps: int = 24000
+    steps: int = 28800
+    """28 800 since ksc 0.12 (24 000 before): what 64 spheres instead of 128 buy in the same time (``ModelConfig.spheres``)."""
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None

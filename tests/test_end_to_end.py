@@ -20,7 +20,7 @@ from .conftest import assert_same_mesh, shared_mesh
 def test_spot_round_trip_quality():
     mesh = load_mesh(shared_mesh("spot.obj"))
     result = encode_mesh(mesh, EncodeOptions(train=TrainConfig(steps=3000), samples=300_000, qat_steps=400))
-    assert result.stored_parameters == 6979  # 5 x 34, 6 octaves of Fourier features, 8 sphere features (the paper: 7026)
+    assert result.stored_parameters == 6723  # 64 spheres, 5 x 34, 6 Fourier octaves, 8 sphere features (the paper: 7026)
     assert len(result.data) <= 12 * 1024
     decoded = decode_mesh(result.data, 128)
     error = compare_meshes(mesh, decoded)

@@ -14,14 +14,14 @@ def paper_parameter_count(m: int, k: int, q: int) -> int:
 
 
 def test_papers_network_stores_7026_parameters():
-    model = KeySphereNet(ModelConfig(layers=6, width=32, frequencies=0, feature_dim=29), torch.rand(128, 4))
+    model = KeySphereNet(ModelConfig(spheres=128, layers=6, width=32, frequencies=0, feature_dim=29), torch.rand(128, 4))
     assert model.stored_parameter_count() == 7026 == paper_parameter_count(128, 6, 32)
 
 
 def test_default_network_stores_about_the_papers_count():
-    """ksc 0.10's default (Fourier features, 8 sphere features, 5 x 34) keeps the paper's budget."""
-    model = KeySphereNet(ModelConfig(), torch.rand(128, 4))
-    assert model.stored_parameter_count() == 6979
+    """ksc 0.12's default (Fourier features, 8 sphere features, 5 x 34, 64 spheres) stays near the paper's budget."""
+    model = KeySphereNet(ModelConfig(), torch.rand(64, 4))
+    assert model.stored_parameter_count() == 6723 == 6979 - 64 * 4  # ksc 0.10 and 0.11: 128 spheres
     assert model.sphere_layer.weight.shape == (8, 4) and model.hidden[0].weight.shape == (34, 3 + 36 + 8)
 
 
