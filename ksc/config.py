@@ -185,9 +185,9 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=28, typical_size="~5.2 KB"),
-    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, typical_size="~7.0 KB"),
-    "high": Preset(weight_bits=8, width=39, typical_size="~8.5 KB"),
+    "small": Preset(weight_bits=8, width=28, typical_size="~5.1 KB"),
+    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, typical_size="~6.8 KB"),
+    "high": Preset(weight_bits=8, width=39, typical_size="~8.3 KB"),
 }
 """Preset name -> network width and bits. The width sets the rate, not the bits: below 8
 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains

@@ -43,8 +43,9 @@ included); barely trained ones, still near their uniform initialization, about t
 Pessimistic on purpose: a plan that is a few % too small costs a width unit, one that is
 too large costs a bit of every weight."""
 PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 320.0, 2.6
-"""Planned header and per-sphere bytes: a default file's header and spheres take 580-643 bytes for 128 spheres
-(format 5.0, the 15 meshes' default networks; 775-833 in 4.0, whose header named and shaped every tensor)."""
+"""Planned header and per-sphere bytes: a default file's header and spheres take 513-557 bytes for 64 spheres
+(format 5.0, the 15 meshes' default networks of ksc 0.12; 580-643 for 0.11's 128 spheres, 775-833 in format 4.0,
+whose header named and shaped every tensor)."""
 MIN_PLANNED_WIDTH = 8
 RADIUS_BITS = 8
 """Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
