@@ -42,7 +42,7 @@ from common import (  # noqa: E402
     write_results,
 )
 
-from ksc.config import EncodeOptions  # noqa: E402
+from ksc.config import PRESETS, EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
 from ksc.encoder import encode_mesh  # noqa: E402
 from ksc.errors import KscError  # noqa: E402
@@ -131,7 +131,7 @@ VARIANTS = {
         model_spheres=64, model_width=35, train_steps=27600
     ),
     "64 spheres, 28800 steps (about the default's time)": _variant(model_spheres=64, train_steps=28800),
-    "width 39 (the high preset)": _variant(model_width=39),
+    "width 39 (the high preset)": _variant(model_width=PRESETS["high"].width),
     "width 39, 128 spheres, 24000 steps (ksc 0.11's high preset)": _variant(model_width=39, model_spheres=128, train_steps=24000),
     "8-value sphere latents, d^-1 weights, width 28 (about the default's bytes)": _variant(
         model_features="latent", model_feature_dim=8, model_weighting="inverse", model_layers=6, model_width=28
