@@ -136,6 +136,7 @@ VARIANTS = {
     "8-value sphere latents, d^-1 weights, width 28 (about the default's bytes)": _variant(
         model_features="latent", model_feature_dim=8, model_weighting="inverse", model_layers=6, model_width=28
     ),
+    "equal steps (every tensor at its RMS step, ksc 0.12)": _variant(allocate_steps=False),
 }
 
 

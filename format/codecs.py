@@ -223,11 +223,19 @@ class ArithmeticUniformCodec:
         if not 0 <= stream <= self._max_bytes_per_value * count or count > max_values(stream):
             raise KscFormatError(f"size {size} is impossible for shape {shape} with codec {self.id!r}")
 
-    def step_for(self, values: np.ndarray) -> np.float32:
-        return np.float32(rms_step(float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))), self.bits))
+    def step_for(self, values: np.ndarray, scale: float = 1.0) -> np.float32:
+        """The stored step for ``values``: :func:`rms_step` at this codec's bits, times ``scale``.
 
-    def encode(self, values: np.ndarray) -> bytes:
-        step = self.step_for(values)
+        ``scale`` is the writer's choice per tensor (``ksc.step_allocation``);
+        a reader needs only the stored step.
+        """
+        return np.float32(rms_step(float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))), self.bits) * scale)
+
+    def encode(self, values: np.ndarray, scale: float = 1.0) -> bytes:
+        """``values`` quantized at :meth:`step_for` (``values``, ``scale``), range-coded after the step."""
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"step scale must be finite and positive, got {scale}")
+        step = self.step_for(values, scale)
         q = np.rint(np.asarray(values, dtype=np.float64) / np.float64(step)).astype(np.int64)
         return step.astype(self._step).tobytes() + encode_integers(q)
 

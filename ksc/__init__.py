@@ -1,3 +1,3 @@
 """ksc: a neural codec for triangle meshes built on key spheres."""
 
-__version__ = "0.12.0"
+__version__ = "0.13.0"

@@ -120,7 +120,9 @@ class EncodeOptions:
     of the Gaussian offset of the nearest kind of surface points
     (:data:`ksc.sampling.SAMPLE_MIX`). ``distance`` names where the training
     distances come from (:class:`ksc.sampling.SignedDistance`): ``exact`` or
-    the faster, approximate ``pysdf``.
+    the faster, approximate ``pysdf``. ``allocate_steps`` gives each stored
+    tensor its own quantization step from its measured sensitivity
+    (:mod:`ksc.step_allocation`, since ksc 0.13); False keeps every tensor's RMS step.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -131,6 +133,7 @@ class EncodeOptions:
     uniform_share: float | None = None
     near_sigma: float = NEAR_SIGMA
     distance: str = "exact"
+    allocate_steps: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -142,6 +145,8 @@ class EncodeOptions:
             raise KscInputError(f"uniform share of the samples must be in [0, 0.9], got {self.uniform_share}")
         if not 0.0 < self.near_sigma <= 0.1:
             raise KscInputError(f"near-surface sample spread must be in (0, 0.1], got {self.near_sigma}")
+        if not isinstance(self.allocate_steps, bool):
+            raise KscInputError(f"allocate_steps must be True or False, got {self.allocate_steps!r}")
         if self.distance not in DISTANCES:
             raise KscInputError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
         if not 1000 <= self.samples <= 20_000_000:

@@ -22,6 +22,7 @@ from ksc.normalize import Transform
 from ksc.quantize import quantization_aware_finetune
 from ksc.sampling import SdfSamples, SignedDistance, sample_sdf
 from ksc.spheres import extract_key_spheres, grid_lattice
+from ksc.step_allocation import allocate_steps
 from ksc.train import fit
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class TrainedMesh:
     source: dict
     final_loss: float
     started: float
+    step_scales: dict[str, float]
+    """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
 
     def encode(self, bits: int, fine_tune: bool = True) -> EncodeResult:
         """The ``.ksc`` bytes at ``bits`` per weight, after quantization-aware fine-tuning unless ``fine_tune`` is False.
@@ -89,7 +92,9 @@ class TrainedMesh:
         steps = self.options.qat_steps if fine_tune else 0
         if steps:
             generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
-            loss = quantization_aware_finetune(model, self.samples, bits, steps, self.options.train, generator, self.device)
+            loss = quantization_aware_finetune(
+                model, self.samples, bits, steps, self.options.train, generator, self.device, self.step_scales
+            )
         records = [
             TensorRecord(
                 "spheres", tuple(model.spheres.shape), self.sphere_codec, self.sphere_codec.encode(model.spheres.cpu().numpy())
@@ -97,7 +102,7 @@ class TrainedMesh:
         ]
         for name, tensor in model.stored_tensors().items():
             if name != "spheres":
-                records.append(_quantized_record(name, tensor.detach().cpu().numpy(), bits))
+                records.append(_quantized_record(name, tensor.detach().cpu().numpy(), bits, self.step_scales[name]))
         meta = {
             "transform": {"center": [float(v) for v in self.transform.center], "scale": float(self.transform.scale)},
             "bound": DOMAIN_BOUND,
@@ -112,6 +117,8 @@ class TrainedMesh:
                 "final_loss": round(loss, 6) if math.isfinite(loss) else None,
             },
         }
+        if not self.options.allocate_steps:
+            meta["encoder"]["allocate_steps"] = False
         if self.options.near_sigma != NEAR_SIGMA:
             meta["encoder"]["near_sigma"] = self.options.near_sigma
         if self.options.train.average_tail:
@@ -183,8 +190,12 @@ def train_mesh(
             f"training collapsed: the network has the same sign everywhere (final L1 loss {loss:.4f}), so its file"
             " would decode to nothing; try another --seed, or no --truncation"
         )
+    if options.allocate_steps:
+        scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
+    else:
+        scales = {name: 1.0 for name, _ in model.named_parameters()}
     source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
-    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started)
+    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales)
 
 
 SURFACE_CHECK_POINTS = 65536
@@ -283,9 +294,10 @@ def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.
     return codec.decode(codec.encode(spheres), spheres.shape), codec
 
 
-def _quantized_record(name: str, values: np.ndarray, bits: int) -> TensorRecord:
-    """One step per tensor, range-coded integers (the codec :func:`ksc.quantize.fake_quantize` mirrors)."""
+def _quantized_record(name: str, values: np.ndarray, bits: int, step_scale: float = 1.0) -> TensorRecord:
+    """One step per tensor (the RMS step at ``bits`` times ``step_scale``), range-coded integers
+    (the codec :func:`ksc.quantize.fake_quantize` mirrors)."""
     if not np.all(np.isfinite(values)) or np.abs(values).max() > DIVERGED_MAGNITUDE:
         raise KscInputError(f"training diverged: tensor {name!r} has non-finite or huge values (try a lower learning rate)")
     codec = ArithmeticUniformCodec(bits)
-    return TensorRecord(name, values.shape, codec, codec.encode(values))
+    return TensorRecord(name, values.shape, codec, codec.encode(values, step_scale))

@@ -34,13 +34,14 @@ LR_FACTOR = 0.1
 """Fine-tuning starts at this share of the training's peak learning rate."""
 
 
-def fake_quantize(values: torch.Tensor, bits: int) -> torch.Tensor:
-    """``values`` rounded to multiples of the ``uniform_ac`` step at ``bits``.
+def fake_quantize(values: torch.Tensor, bits: int, scale: float = 1.0) -> torch.Tensor:
+    """``values`` rounded to multiples of the ``uniform_ac`` step at ``bits``, times ``scale``
+    (``ksc.format.codecs.ArithmeticUniformCodec.step_for``).
 
     The gradient passes straight through the rounding.
     """
     rms = float(torch.sqrt(torch.mean(values.detach().double() ** 2)))
-    step = float(np.float32(rms_step(rms, bits)))  # the file stores the step as float32
+    step = float(np.float32(rms_step(rms, bits) * scale))  # the file stores the step as float32
     rounded = torch.round(values / step) * step
     return values + (rounded - values).detach()
 
@@ -53,13 +54,16 @@ def quantization_aware_finetune(
     train: TrainConfig,
     generator: torch.Generator,
     device: torch.device,
+    step_scales: dict[str, float] | None = None,
 ) -> float:
     """Fine-tune ``model`` in place through fake-quantized weights; returns the last 100 steps' mean L1 loss.
 
     ``steps`` batches of ``train.batch_size`` points; the learning rate decays
     from :data:`LR_FACTOR` times ``train.learning_rate`` to zero along a cosine;
     the loss is the training's (:func:`ksc.train.sdf_loss` with ``train``'s clamp and floor).
+    ``step_scales`` multiplies each named tensor's step (``ksc.step_allocation``; missing: 1).
     """
+    step_scales = step_scales or {}
     learning_rate = LR_FACTOR * train.learning_rate
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
@@ -72,7 +76,7 @@ def quantization_aware_finetune(
         for group in optimizer.param_groups:
             group["lr"] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
         index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
-        quantized = {name: fake_quantize(p, bits) for name, p in parameters.items()}
+        quantized = {name: fake_quantize(p, bits, step_scales.get(name, 1.0)) for name, p in parameters.items()}
         prediction = functional_call(model, {**quantized, **buffers}, (points[index],))
         loss = sdf_loss(prediction, target[index], train.loss_clamp, train.far_floor)
         optimizer.zero_grad(set_to_none=True)
