@@ -122,12 +122,19 @@ class KeySphereNet(nn.Module):
             features += [torch.sin(angle), torch.cos(angle)]
         return features
 
+    def network_input(self, points: torch.Tensor) -> torch.Tensor:
+        """``[x, f(x), y]`` (N, 3 + 6F + E) at ``points`` (N, 3): what the first hidden layer reads."""
+        return torch.cat([points, *self.fourier_features(points), self.point_features(points)], dim=1)
+
+    def activation(self, h: torch.Tensor) -> torch.Tensor:
+        """The hidden layers' activation (``config.activation``)."""
+        return ACTIVATIONS[self.config.activation](h)
+
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """Predicted signed distance (N,) at ``points`` (N, 3)."""
-        h = torch.cat([points, *self.fourier_features(points), self.point_features(points)], dim=1)
-        activation = ACTIVATIONS[self.config.activation]
+        h = self.network_input(points)
         for layer in self.hidden:
-            h = activation(layer(h))
+            h = self.activation(layer(h))
         return self.output(h).squeeze(1)
 
     def stored_tensors(self) -> dict[str, torch.Tensor]:

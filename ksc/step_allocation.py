@@ -78,30 +78,67 @@ def tensor_sensitivities(
     points = torch.from_numpy(np.ascontiguousarray(samples.points[chosen])).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf[chosen])).to(device)
     parameters = {name: p.detach() for name, p in model.named_parameters()}
-    buffers = dict(model.named_buffers())
-
-    @torch.no_grad()
-    def loss_with(changed: dict[str, torch.Tensor]) -> float:
-        total = 0.0
-        for start in range(0, len(target), SENSITIVITY_CHUNK):
-            chunk = slice(start, start + SENSITIVITY_CHUNK)
-            prediction = functional_call(model, {**parameters, **changed, **buffers}, (points[chunk],))
-            total += float(sdf_loss(prediction, target[chunk], train.loss_clamp, train.far_floor)) * len(target[chunk])
-        return total / len(target)
-
-    was_training = model.training
-    model.eval()
-    base = loss_with({})
-    sensitivities = {}
+    noises = {}  # drawn up front, tensor by tensor, so that the chunking does not change them
     for name, value in parameters.items():
         step = rms_step(float(torch.sqrt(torch.mean(value.double() ** 2))), bits)
-        added = 0.0
-        for _ in range(NOISE_PAIRS):
-            noise = ((torch.rand(value.shape, generator=generator) - 0.5) * (step * NOISE_SCALE)).to(device)
-            added += 0.5 * (loss_with({name: value + noise}) + loss_with({name: value - noise})) - base
-        sensitivities[name] = max(0.0, added / NOISE_PAIRS / NOISE_SCALE**2)
+        noises[name] = [
+            ((torch.rand(value.shape, generator=generator) - 0.5) * (step * NOISE_SCALE)).to(device) for _ in range(NOISE_PAIRS)
+        ]
+    # Summed loss of the unchanged network, and of each tensor with each noise added (+) and subtracted (-).
+    base = 0.0
+    totals = {name: [[0.0, 0.0] for _ in range(NOISE_PAIRS)] for name in parameters}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(target), SENSITIVITY_CHUNK):
+            chunk = slice(start, start + SENSITIVITY_CHUNK)
+            layer_inputs = _layer_inputs(model, points[chunk])
+
+            def summed_loss(prediction, chunk=chunk):
+                return float(sdf_loss(prediction, target[chunk], train.loss_clamp, train.far_floor)) * len(target[chunk])
+
+            base += summed_loss(model.output(layer_inputs[-1]).squeeze(1))
+            for name, pairs in noises.items():
+                for pair, noise in zip(totals[name], pairs, strict=True):
+                    for side, sign in enumerate((1.0, -1.0)):
+                        changed = parameters[name] + sign * noise
+                        pair[side] += summed_loss(_prediction_with(model, layer_inputs, points[chunk], name, changed))
     model.train(was_training)
-    return sensitivities
+    count = len(target)
+    base /= count
+    return {
+        name: max(0.0, sum(0.5 * (plus / count + minus / count) - base for plus, minus in pairs) / NOISE_PAIRS / NOISE_SCALE**2)
+        for name, pairs in totals.items()
+    }
+
+
+def _layer_inputs(model: KeySphereNet, points: torch.Tensor) -> list[torch.Tensor]:
+    """What each hidden layer reads at ``points`` (N, 3), first to last, then what the output layer reads."""
+    inputs = [model.network_input(points)]
+    for layer in model.hidden:
+        inputs.append(model.activation(layer(inputs[-1])))
+    return inputs
+
+
+def _prediction_with(
+    model: KeySphereNet, layer_inputs: list[torch.Tensor], points: torch.Tensor, name: str, value: torch.Tensor
+) -> torch.Tensor:
+    """The network's prediction (N,) with tensor ``name`` replaced by ``value``.
+
+    A hidden or output layer's tensor changes nothing before that layer, so the
+    pass starts from the layer's cached input (the sphere branch and the Fourier
+    features, the costly part of a pass, are computed once per chunk).
+    """
+    module, _, field = name.rpartition(".")
+    if module == "output":
+        return functional_call(model.output, {field: value}, (layer_inputs[-1],)).squeeze(1)
+    if module.startswith("hidden."):
+        k = int(module.split(".")[1])
+        h = model.activation(functional_call(model.hidden[k], {field: value}, (layer_inputs[k],)))
+        for layer in model.hidden[k + 1 :]:
+            h = model.activation(layer(h))
+        return model.output(h).squeeze(1)
+    return functional_call(model, {name: value}, (points,))  # the sphere branch feeds the network's input
 
 
 def step_scales(sensitivities: dict[str, float], counts: dict[str, int]) -> dict[str, float]:
@@ -132,9 +169,7 @@ def step_scales(sensitivities: dict[str, float], counts: dict[str, int]) -> dict
     return {name: 2.0**value for name, value in clipped(0.5 * (below + above)).items()}
 
 
-def allocate_steps(
-    model: KeySphereNet, samples: SdfSamples, bits: int, train: TrainConfig, seed: int
-) -> dict[str, float]:
+def allocate_steps(model: KeySphereNet, samples: SdfSamples, bits: int, train: TrainConfig, seed: int) -> dict[str, float]:
     """Step scale per trained tensor of ``model``, by name (:func:`tensor_sensitivities`, then :func:`step_scales`)."""
     generator = torch.Generator().manual_seed(seed)
     sensitivities = tensor_sensitivities(model, samples, bits, train, generator)

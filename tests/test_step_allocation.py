@@ -16,7 +16,7 @@ from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
 from ksc.quantize import fake_quantize
 from ksc.sampling import SdfSamples
-from ksc.step_allocation import SCALE_RANGE, step_scales, tensor_sensitivities
+from ksc.step_allocation import SCALE_RANGE, _layer_inputs, _prediction_with, step_scales, tensor_sensitivities
 from ksc.train import fit
 from tests.conftest import make_torus, quick_options
 
@@ -71,6 +71,21 @@ def test_sensitivities_are_reproducible_and_leave_the_model_unchanged(small_trai
     assert set(first) == set(before) and all(value >= 0.0 for value in first.values())
     assert first["hidden.0.weight"] > 0.0  # noise in a trained layer costs loss
     assert all(torch.equal(before[name], p) for name, p in model.named_parameters())
+
+
+def test_a_pass_from_a_cached_layer_input_is_the_whole_pass(small_trained):
+    """The measurement restarts at the changed layer's cached input; that must be what the whole network computes."""
+    from torch.func import functional_call
+
+    model, samples = small_trained
+    points = torch.from_numpy(samples.points[:1000])
+    with torch.no_grad():
+        inputs = _layer_inputs(model, points)
+        for name, value in model.named_parameters():
+            changed = value * 1.1 + 0.01
+            expected = functional_call(model, {name: changed}, (points,))
+            assert torch.allclose(_prediction_with(model, inputs, points, name, changed), expected, rtol=0, atol=1e-6), name
+            assert not torch.allclose(expected, model(points)), name
 
 
 def test_sensitivity_grows_with_the_noise(small_trained):
