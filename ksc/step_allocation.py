@@ -14,15 +14,18 @@ The sensitivities are measured, not modelled: the trained network's loss on a
 fixed subset of its training points, with uniform noise of twice the RMS step
 added to one tensor at a time, in antithetic pairs (``+e`` and ``-e``) so that
 the first-order term, whose sign is random, cancels and leaves the curvature.
-On six meshes this gave 0.92-0.99x the Chamfer-L1 of equal steps in the same
-bytes (benchmarks/results/ablation-step-allocation.md). A reader needs
-nothing new: it reads each tensor's stored step.
+Over the 15 meshes of ../shared/meshes, at the default preset, this gave
+0.876-0.998x (median 0.967x) the Chamfer-L1 of equal steps in 0.995-1.002x the
+bytes, the same trained networks rounded otherwise (README, Results: rd.md
+against ksc 0.12's). A reader needs nothing new: it reads each tensor's stored step.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,6 +75,8 @@ def tensor_sensitivities(
         Whose loss (clamp and floor) is measured, the training's.
     generator : torch.Generator
         Seeded CPU generator for the subset and the noise (same seed, same scales).
+        The losses are computed on one CPU thread, so the result does not depend on
+        the thread count either.
     """
     device = next(model.parameters()).device
     chosen = torch.randperm(len(samples.sdf), generator=generator)[:SENSITIVITY_POINTS].sort().values.numpy()
@@ -89,7 +94,7 @@ def tensor_sensitivities(
     totals = {name: [[0.0, 0.0] for _ in range(NOISE_PAIRS)] for name in parameters}
     was_training = model.training
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _one_cpu_thread():
         for start in range(0, len(target), SENSITIVITY_CHUNK):
             chunk = slice(start, start + SENSITIVITY_CHUNK)
             layer_inputs = _layer_inputs(model, points[chunk])
@@ -110,6 +115,23 @@ def tensor_sensitivities(
         name: max(0.0, sum(0.5 * (plus / count + minus / count) - base for plus, minus in pairs) / NOISE_PAIRS / NOISE_SCALE**2)
         for name, pairs in totals.items()
     }
+
+
+@contextmanager
+def _one_cpu_thread() -> Iterator[None]:
+    """Run torch's CPU operations on one thread inside the block.
+
+    Torch's parallel sums split the work by thread, so with 2 threads the losses
+    differed from those on one in the 6th digit, the scales with them, and a
+    float32 step in its last bit: the file's bytes would depend on the thread
+    count, which the training's do not. One thread costs ~1-2 s of an encode.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _layer_inputs(model: KeySphereNet, points: torch.Tensor) -> list[torch.Tensor]:

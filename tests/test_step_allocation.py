@@ -53,7 +53,7 @@ def test_scales_need_the_same_tensors():
 @pytest.fixture(scope="module")
 def small_trained():
     rng = np.random.default_rng(0)
-    points = rng.uniform(-1, 1, (20000, 3)).astype(np.float32)
+    points = rng.uniform(-1, 1, (140000, 3)).astype(np.float32)  # more than SENSITIVITY_POINTS: full chunks
     samples = SdfSamples(points, (0.5 - np.linalg.norm(points, axis=1)).astype(np.float32))
     torch.manual_seed(0)
     spheres = torch.tensor([[0.0, 0.0, 0.0, 0.5], [0.2, 0.0, 0.0, 0.3], [-0.2, 0.1, 0.0, 0.3], [0.0, -0.2, 0.1, 0.3]])
@@ -71,6 +71,21 @@ def test_sensitivities_are_reproducible_and_leave_the_model_unchanged(small_trai
     assert set(first) == set(before) and all(value >= 0.0 for value in first.values())
     assert first["hidden.0.weight"] > 0.0  # noise in a trained layer costs loss
     assert all(torch.equal(before[name], p) for name, p in model.named_parameters())
+
+
+def test_sensitivities_do_not_depend_on_the_thread_count(small_trained):
+    """The scales set float32 steps, so a last-bit difference would change the file's bytes."""
+    model, samples = small_trained
+    previous = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(tensor_sensitivities(model, samples, 8, TrainConfig(), torch.Generator().manual_seed(3)))
+            assert torch.get_num_threads() == threads  # restored after the measurement
+    finally:
+        torch.set_num_threads(previous)
+    assert results[0] == results[1]
 
 
 def test_a_pass_from_a_cached_layer_input_is_the_whole_pass(small_trained):
