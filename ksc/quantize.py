@@ -2,7 +2,8 @@
 
 After the float training, a short run trains through *fake-quantized* weights:
 the forward pass sees each weight rounded exactly as the container's codec
-will round it (one step per tensor from its root mean square, see
+will round it (one step per tensor: its root mean square at the file's bits,
+times the tensor's scale from ``ksc.step_allocation``; see
 ``ksc.format.codecs.ArithmeticUniformCodec``), the
 backward pass treats the rounding as the identity (straight-through
 estimator), and the float weights keep absorbing the error. Without it, 8-bit
