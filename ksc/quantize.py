@@ -35,14 +35,18 @@ LR_FACTOR = 0.1
 """Fine-tuning starts at this share of the training's peak learning rate."""
 
 
+def rms_step_of(values: torch.Tensor, bits: int) -> float:
+    """``rms_step`` of the root mean square of ``values`` at ``bits`` (float64; the file stores it as float32)."""
+    return rms_step(float(torch.sqrt(torch.mean(values.detach().double() ** 2))), bits)
+
+
 def fake_quantize(values: torch.Tensor, bits: int, scale: float = 1.0) -> torch.Tensor:
     """``values`` rounded to multiples of the ``uniform_ac`` step at ``bits``, times ``scale``
     (``ksc.format.codecs.ArithmeticUniformCodec.step_for``).
 
     The gradient passes straight through the rounding.
     """
-    rms = float(torch.sqrt(torch.mean(values.detach().double() ** 2)))
-    step = float(np.float32(rms_step(rms, bits) * scale))  # the file stores the step as float32
+    step = float(np.float32(rms_step_of(values, bits) * scale))  # the file stores the step as float32
     rounded = torch.round(values / step) * step
     return values + (rounded - values).detach()
 

@@ -33,8 +33,8 @@ import torch
 from torch.func import functional_call
 
 from ksc.config import TrainConfig
-from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
+from ksc.quantize import rms_step_of
 from ksc.train import sdf_loss
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def tensor_sensitivities(
     parameters = {name: p.detach() for name, p in model.named_parameters()}
     noises = {}  # drawn up front, tensor by tensor, so that the chunking does not change them
     for name, value in parameters.items():
-        step = rms_step(float(torch.sqrt(torch.mean(value.double() ** 2))), bits)
+        step = rms_step_of(value, bits)
         noises[name] = [
             ((torch.rand(value.shape, generator=generator) - 0.5) * (step * NOISE_SCALE)).to(device) for _ in range(NOISE_PAIRS)
         ]
