@@ -63,7 +63,7 @@ def run_one(path: Path, device, resolution: int) -> dict:
         data = encode_mesh(mesh, EncodeOptions(), device).data
         row["encode_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        decoded = decode_mesh(data, resolution, device)
+        decoded = decode_mesh(data, resolution)
         mesh_bytes(decoded, ".ply")  # decoding ends with a written mesh
         row["decode_s"] = time.perf_counter() - start
     except KscError as error:

@@ -46,7 +46,7 @@ from common import (  # noqa: E402
     write_results,
 )
 
-from ksc.config import PRESETS, TrainConfig, preset_options  # noqa: E402
+from ksc.config import PRESETS, preset_options  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
 from ksc.encoder import train_mesh  # noqa: E402
 from ksc.meshio import load_mesh, write_atomic  # noqa: E402
@@ -96,14 +96,14 @@ def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
 
 
 def run_mesh(
-    path: Path, presets, draco_bits, seed: int, uniform_share: float | None, truncation: float | None, keep_default: bool
+    path: Path, presets, draco_bits, seed: int, uniform_share: float | None, keep_default: bool
 ) -> list[dict]:
     mesh = load_mesh(path)
     trainings = {}  # network config -> (trained network, training seconds)
     variants = [(name, True) for name in presets] + ([("default", False)] if "default" in presets else [])
     rows = []
     for name, fine_tune in variants:
-        options = preset_options(name, seed=seed, uniform_share=uniform_share, train=TrainConfig(truncation=truncation))
+        options = preset_options(name, seed=seed, uniform_share=uniform_share)
         if options.model not in trainings:
             start = time.perf_counter()
             trainings[options.model] = (train_mesh(mesh, options), time.perf_counter() - start)
@@ -115,7 +115,7 @@ def run_mesh(
             target = CACHE / "default" / f"{path.stem}.ksc"
             target.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(target, result.data)
-        error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION))
+        error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION, faces=0))  # marching cubes, as in the tables
         row = {
             "mesh": path.name,
             "faces": len(mesh.faces),
@@ -232,7 +232,6 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
     parser.add_argument("--uniform-share", type=float, help="Share of uniform training samples (default: ksc's).")
-    parser.add_argument("--truncation", type=float, help="Train on the distance clipped to +-this (default: the whole).")
     parser.add_argument("--seed", type=int, default=0, help="Encoder seed (default 0); others measure training noise.")
     parser.add_argument("--suffix", default="", help="Results go to rd-SUFFIX.*; the default-file cache is left alone.")
     add_parallel_options(parser, "Meshes")
@@ -250,7 +249,6 @@ def main(argv=None) -> None:
         draco_bits=args.draco_bits,
         seed=args.seed,
         uniform_share=args.uniform_share,
-        truncation=args.truncation,
         keep_default=not args.suffix,
     )
     rows = []

@@ -7,6 +7,7 @@ with ``ksc: error:`` and exits with status 1; outputs are written atomically.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -21,17 +22,18 @@ from ksc.config import (
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     PRESETS,
-    WEIGHTINGS,
     EncodeOptions,
 )
 from ksc.errors import KscError
+from ksc.format.report import describe_container
 from ksc.threads import keep_openmp_workers_spinning
 
 from .options import device_option, verbosity_options
 from .progress import ProgressBar
-from .report import describe_container
 
 DEFAULTS = EncodeOptions()
+ENCODE_EXTRA = ("torch", "pysdf", "igl")
+"""Modules of the ``encode`` extra: `encode` and `compare` need them, decoding does not."""
 
 
 class KscGroup(click.Group):
@@ -50,6 +52,10 @@ class KscGroup(click.Group):
             _fail(f"{where}{error.strerror or error}")
         except MemoryError:
             _fail("out of memory (try a lower --resolution)")
+        except ModuleNotFoundError as error:
+            if error.name not in ENCODE_EXTRA:
+                raise
+            _fail(f"this command needs {error.name}, which the 'encode' extra installs: pip install 'ksc[encode]'")
 
 
 def _fail(message: str, status: int = 1):
@@ -96,13 +102,6 @@ def _read_bytes(path: str) -> bytes:
     help="E, values per sphere feature (the paper's 29).",
 )
 @click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True)
-@click.option(
-    "--weighting",
-    type=click.Choice(WEIGHTINGS),
-    default=DEFAULTS.model.weighting,
-    show_default=True,
-    help="How spheres weigh on a point: paper (d / sum d, eq. 3) or nearer-is-heavier (d^-1, d^-2).",
-)
 @click.option("--steps", default=DEFAULTS.train.steps, show_default=True, help="Training steps.")
 @click.option(
     "--time-budget",
@@ -113,13 +112,6 @@ def _read_bytes(path: str) -> bytes:
 @click.option("--batch-size", default=DEFAULTS.train.batch_size, show_default=True)
 @click.option("--lr", "learning_rate", default=DEFAULTS.train.learning_rate, show_default=True, help="Peak learning rate.")
 @click.option("--samples", default=DEFAULTS.samples, show_default=True, help="Training points with their SDF.")
-@click.option(
-    "--truncation",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Train on the signed distance clipped to +-this, e.g. 0.1 (0: the whole distance; experimental).",
-)
 @click.option(
     "--distance",
     type=click.Choice(DISTANCES),
@@ -160,13 +152,11 @@ def encode(
     features,
     feature_dim,
     activation,
-    weighting,
     steps,
     time_budget,
     batch_size,
     learning_rate,
     samples,
-    truncation,
     distance,
     preset,
     bits,
@@ -194,14 +184,12 @@ def encode(
             frequencies=frequencies,
             feature_dim=feature_dim,
             activation=activation,
-            weighting=weighting,
         ),
         train=TrainConfig(
             steps=steps,
             batch_size=batch_size,
             learning_rate=learning_rate,
             time_budget=time_budget,
-            truncation=truncation or None,
         ),
         samples=samples,
         distance=distance,
@@ -235,22 +223,31 @@ def encode(
     show_default=True,
     help=f"Grid nodes per axis for marching cubes ({MIN_RESOLUTION}-{MAX_RESOLUTION}).",
 )
+@click.option(
+    "--faces",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Faces of the output mesh (default: twice the source mesh's, as the file records it; 0: the raw marching-cubes mesh).",
+)
 @click.option("--dense", is_flag=True, help="Evaluate every grid node (slow reference path) instead of the narrow band.")
-@device_option
 @verbosity_options
-def decode(input_path, output_path, resolution, dense, device, quiet):
-    """Decode the .ksc file IN into a mesh OUT (.ply .obj .stl .glb .off, by extension)."""
-    from ksc.decoder import decode_mesh
-    from ksc.device import resolve_device
-    from ksc.meshio import check_output_format, mesh_bytes, write_atomic
+def decode(input_path, output_path, resolution, faces, dense, quiet):
+    """Decode the .ksc file IN into a mesh OUT (.ply .obj .stl .glb .off, by extension), with the field's normals.
+
+    Runs in numpy: decoding never imports torch.
+    """
+    from ksc.decoder import decode as decode_bytes
+    from ksc.meshio import check_output_format, serialize, write_atomic
 
     start = time.monotonic()
     suffix = check_output_format(output_path)  # fail on a bad extension before the slow part
-    mesh = decode_mesh(_read_bytes(input_path), resolution, resolve_device(device), dense=dense)
-    write_atomic(output_path, mesh_bytes(mesh, suffix))
+    decoded = decode_bytes(_read_bytes(input_path), resolution, faces=faces, dense=dense)
+    write_atomic(output_path, serialize(decoded.vertices, decoded.faces, decoded.normals, suffix))
     if not quiet:
+        raw = len(decoded.extraction.faces)
+        made = f", decimated from {raw}" if raw != len(decoded.faces) else ""
         click.echo(
-            f"{input_path} -> {output_path}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces"
+            f"{input_path} -> {output_path}: {len(decoded.vertices)} vertices, {len(decoded.faces)} faces{made}"
             f" at resolution {resolution}, {time.monotonic() - start:.2f} s"
         )
 
@@ -292,7 +289,7 @@ def verify(paths, quiet):
             container = decoded.container
             click.echo(
                 f"{path}: ok (format {container.version[0]}.{container.version[1]}, {container.sizes['file']} bytes,"
-                f" {decoded.model.config.spheres} spheres, {decoded.model.stored_parameter_count()} stored values)"
+                f" {decoded.config.spheres} spheres, {sum(math.prod(r.shape) for r in container.tensors)} stored values)"
             )
     if failed:
         raise SystemExit(1)
@@ -303,7 +300,7 @@ def verify(paths, quiet):
 @click.argument("candidate", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def compare(reference, candidate, as_json):
-    """Chamfer-L1, Hausdorff and IoU of CANDIDATE against REFERENCE (see ksc.metrics)."""
+    """Chamfer-L1, Hausdorff, IoU, p99 distance and normal error of CANDIDATE against REFERENCE (see ksc.metrics)."""
     from ksc.meshio import load_mesh
     from ksc.metrics import compare_meshes
 
@@ -311,7 +308,10 @@ def compare(reference, candidate, as_json):
     if as_json:
         click.echo(json.dumps(error.to_dict()))
     else:
-        click.echo(f"chamfer_l1 {error.chamfer_l1:.6f}  hausdorff {error.hausdorff:.6f}  iou {error.iou:.5f}")
+        click.echo(
+            f"chamfer_l1 {error.chamfer_l1:.6f}  hausdorff {error.hausdorff:.6f}  iou {error.iou:.5f}"
+            f"  p99 {error.p99:.6f}  normal_error {error.normal_error:.3f} deg"
+        )
 
 
 def _format_report(report: dict, indent: str = "") -> str:

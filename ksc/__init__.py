@@ -1,3 +1,79 @@
-"""ksc: a neural codec for triangle meshes built on key spheres."""
+"""ksc: a neural codec for triangle meshes built on key spheres.
 
-__version__ = "0.13.0"
+Two functions do the work, like zstandard's or DracoPy's::
+
+    import ksc
+    data = ksc.encode("bunny.obj")          # bytes of a .ksc file, 5-9 KB
+    mesh = ksc.decode(data)                 # trimesh.Trimesh with vertex normals
+    ksc.info(data)                          # what the file holds, as a dict
+
+``decode`` and ``info`` run in numpy and never import torch; ``encode`` trains
+a network and needs the ``encode`` extra (torch, pysdf, libigl).
+"""
+
+from __future__ import annotations
+
+import os
+
+__version__ = "0.14.0"
+__all__ = ["encode", "decode", "info", "__version__"]
+
+
+def encode(mesh, preset: str = "default", max_bytes: int | None = None, seed: int = 0, device: str = "auto", **options) -> bytes:
+    """Encode a triangle mesh into ``.ksc`` bytes.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh or path
+        The mesh, in any position and scale, or a file ksc reads (.obj .ply .stl .off .glb .gltf).
+    preset : str
+        Rate point: 'small', 'default' or 'high' (``ksc.config.PRESETS``).
+    max_bytes : int, optional
+        The file is never larger: the network is narrowed and its weights coarsened to fit.
+    seed : int
+        The same mesh, options and seed give the same bytes on the same machine.
+    device : str
+        'auto' (CUDA when available, else the CPU), 'cpu', 'cuda', 'cuda:N'.
+    **options
+        Any other ``ksc.config.EncodeOptions`` field (``samples``, ``qat_steps``, ...).
+    """
+    from ksc.config import preset_options
+    from ksc.meshio import check_mesh, load_mesh
+    from ksc.threads import keep_openmp_workers_spinning
+
+    keep_openmp_workers_spinning()  # takes effect only if torch is not loaded yet
+    mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
+    from ksc.device import resolve_device
+    from ksc.encoder import encode_mesh, fit_width_to_budget
+
+    settings = preset_options(preset, seed=seed, **options)
+    if max_bytes is not None and "model" not in options:
+        settings = fit_width_to_budget(settings, max_bytes)
+    return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes).data
+
+
+def decode(data: bytes, resolution: int | None = None, faces: int | None = None):
+    """Decode ``.ksc`` bytes into a ``trimesh.Trimesh`` in the input's position and scale, with vertex normals.
+
+    Parameters
+    ----------
+    data : bytes
+        A ``.ksc`` file's contents.
+    resolution : int, optional
+        Marching-cubes grid nodes per axis, 16..1024 (default ``ksc.config.DEFAULT_RESOLUTION``).
+    faces : int, optional
+        None: twice the source mesh's face count, as the file records it; 0: the raw
+        marching-cubes mesh; N: decimated to about N faces.
+    """
+    from ksc.config import DEFAULT_RESOLUTION
+    from ksc.decoder import decode as decode_bytes
+
+    return decode_bytes(bytes(data), resolution or DEFAULT_RESOLUTION, faces=faces).mesh
+
+
+def info(data: bytes) -> dict:
+    """What a ``.ksc`` file holds: format version, sizes, model, spheres, parameters, source, encoder (JSON-ready)."""
+    from ksc.format import read_container
+    from ksc.format.report import describe_container
+
+    return describe_container(read_container(bytes(data)))

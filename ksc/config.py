@@ -10,14 +10,16 @@ FEATURE_BRANCHES = ("direct", "latent")
 ACTIVATION_NAMES = ("silu", "relu")
 WEIGHTINGS = ("paper", "inverse", "inverse_square")
 DISTANCES = ("exact", "pysdf")  # backends of ksc.sampling.SignedDistance, named here so that the CLI need not import pysdf
-DEFAULT_RESOLUTION = 256
+DEFAULT_RESOLUTION = 192
+"""Marching-cubes grid of a decode: half the network evaluations of 256^3; decimated to twice the source's faces,
+its medians are 1.01-1.03x the Chamfer-L1 and 1.03-1.04x the normal error of the 256^3 marching-cubes mesh on
+the two mesh folders (benchmarks/results/decimation.md)."""
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
 NEAR_SIGMA = 0.005
 """Spread of the nearest training points around the surface (``ksc.sampling.SAMPLE_MIX``'s ``near`` kind).
 
-Both ways from it fit worse: 0.0025 gave 1.16x (dragon) and 1.24x (Lucy) the
-Chamfer-L1, 0.01 gave 1.04x and 1.06x (benchmarks/results/ablation-near-sigma.md)."""
+Both ways from it fit worse (benchmarks/results/archive/ablation-near-sigma.md)."""
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024  # memory is bounded by slabs (ksc.extract); time grows with the surface
 
 
@@ -27,19 +29,8 @@ class ModelConfig:
 
     features: str = "direct"
     spheres: int = 64
-    """Key spheres: 64 since ksc 0.12 (the paper and ksc before: 128).
-
-    The sphere branch costs every training step a (batch x spheres) distance
-    matrix and its product with the sphere features: with 64 spheres a default
-    step takes 0.85x the time of one with 128 (benchmarks/results/train-step-1thread.md),
-    so 28 800 steps (``TrainConfig.steps``, 1.2x) train in about the time 24 000 took, and the
-    spheres cost ~170 fewer bytes. The fit is training-bound (4x the steps gave
-    0.89x the Chamfer-L1), so the steps outweigh the spheres: on five meshes
-    0.92-1.02x the Chamfer-L1 (median 0.98) in 0.97-0.99x the bytes, in about
-    the same encode time (benchmarks/results/ablation-spheres-64.md). Spending
-    the freed bytes on one more hidden unit instead (width 35, 27 600 steps)
-    gave 0.88-1.03x (median 0.95) in 1.00-1.03x the bytes: about the same
-    trade of bytes against error, at more bytes and time."""
+    """Key spheres. 64 rather than the paper's 128: a training step costs 0.85x, and the time goes to more steps,
+    which the fit needs more (benchmarks/results/archive/ablation-spheres-64.md)."""
     layers: int = 5
     width: int = 34
     activation: str = "silu"
@@ -78,31 +69,10 @@ class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
     steps: int = 28800
-    """28 800 since ksc 0.12 (24 000 before): what 64 spheres instead of 128 buy in the same time (``ModelConfig.spheres``)."""
+    """The fit is training-bound (4x the steps: 0.89x the error); 28 800 fill the ~2-minute encode on 2 cores."""
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
-    loss_clamp: float | None = None
-    """Beyond this true distance, the loss asks only for a value between it and the truth (``ksc.train.sdf_loss``)."""
-    far_floor: float = 0.0
-    """With ``loss_clamp``, far values may not fall below this share of the true distance."""
-    average_tail: float = 0.0
-    """Share of the last steps whose parameters are averaged into the trained network (0: keep the last)."""
-    truncation: float | None = None
-    """Train on the signed distance clipped to [-truncation, truncation] (None: the whole distance).
-
-    The network then spends nothing on the far field's exact values; a clipped
-    distance is still a lower bound of the true one, which is all the decoder's
-    block search assumes. Off by default: at 0.1 it gave 0.83-1.03x the
-    Chamfer-L1 on four meshes in 3-8 % fewer bytes (benchmarks/results/ablation-truncation.md),
-    but on all 15 the errors moved both ways (0.83-1.28x at the default preset,
-    rd-truncation.md) and the triangle soup's width-36 network collapsed to a
-    constant with no surface (its loss spiked once the warm-up reached the peak
-    learning rate, then stayed at the constant's): with every target within 0.1
-    of zero, a constant near the median target is a stable minimum of the L1
-    loss, which the whole distance's far targets make a costly one."""
-    error_focus: float = 0.0
-    """Share of each batch drawn in proportion to the samples' current error (``ksc.train.BatchSampler``; 0: uniform)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,7 +92,7 @@ class EncodeOptions:
     distances come from (:class:`ksc.sampling.SignedDistance`): ``exact`` or
     the faster, approximate ``pysdf``. ``allocate_steps`` gives each stored
     tensor its own quantization step from its measured sensitivity
-    (:mod:`ksc.step_allocation`, since ksc 0.13); False keeps every tensor's RMS step.
+    (:mod:`ksc.step_allocation`); False keeps every tensor's RMS step.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -153,16 +123,6 @@ class EncodeOptions:
             raise KscInputError(f"samples must be in [1000, 20000000], got {self.samples}")
         if self.train.steps < 1 or self.train.batch_size < 1:
             raise KscInputError("steps and batch size must be positive")
-        if self.train.loss_clamp is not None and not self.train.loss_clamp > 0:
-            raise KscInputError(f"loss clamp must be positive, got {self.train.loss_clamp}")
-        if not 0.0 <= self.train.average_tail < 1.0:
-            raise KscInputError(f"averaged share of the steps must be in [0, 1), got {self.train.average_tail}")
-        if self.train.truncation is not None and not 0.0 < self.train.truncation <= 10.0:
-            raise KscInputError(f"distance truncation must be in (0, 10], got {self.train.truncation}")
-        if not 0.0 <= self.train.error_focus <= 1.0:
-            raise KscInputError(f"error-focused share of a batch must be in [0, 1], got {self.train.error_focus}")
-        if not 0.0 <= self.train.far_floor <= 1.0:
-            raise KscInputError(f"far floor must be in [0, 1], got {self.train.far_floor}")
 
     def sample_uniform_share(self) -> float:
         """The uniform share used: ``uniform_share``, or by default 10 % for trainings of
@@ -170,7 +130,7 @@ class EncodeOptions:
 
         Fewer far points let a long training spend itself near the surface
         (10 % instead of 25 %: median Chamfer-L1 0.00321 -> 0.00260 over the 15
-        meshes, benchmarks/results/rd-uniform10.md); a short one then leaves
+        meshes, benchmarks/results/archive/rd-uniform10.md); a short one then leaves
         ghost surfaces in the far field (a 1000-step torus fell to IoU 0.5-0.7,
         while 2000 and 4000 steps held 0.99).
         """
@@ -194,16 +154,8 @@ PRESETS = {
     "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, typical_size="~6.8 KB"),
     "high": Preset(weight_bits=8, width=39, typical_size="~8.3 KB"),
 }
-"""Preset name -> network width and bits. The width sets the rate, not the bits: below 8
-bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains
-little (README, "Presets"; benchmarks/results/rd.md against ksc 0.5's 6-, 8- and 10-bit
-6 x 32 presets: small has 0.83x their small preset's Chamfer-L1 at 0.97x the bytes, high
-0.96x at 0.98x, medians over the 15 meshes). Since ksc 0.8 the network also takes 6 octaves
-of Fourier features of the point, which widen its first layer, so widths 23, 29 and 33
-stored about what 0.7's 26, 32 and 36 did; since ksc 0.9 the spheres give 8 features
-instead of 29, and widths 25, 31 and 35 store about what 0.8's 23, 29 and 33 did; since ksc 0.10
-the network has 5 hidden layers instead of 6, and widths 28, 34 and 39 store about what 0.9's
-25, 31 and 35 did."""
+"""Preset name -> network width and bits. The width sets the rate, not the bits: below 8 bits a weight loses
+more accuracy than the extra parameters buy back, above 8 it gains little (docs/method.md, "Store")."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:

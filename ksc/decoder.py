@@ -1,4 +1,11 @@
-"""``.ksc`` bytes -> network -> mesh in the original coordinates."""
+"""``.ksc`` bytes -> network -> mesh in the original coordinates, in numpy (no torch).
+
+The network is rebuilt as a :class:`ksc.field.SphereField` from the file
+alone, its zero level extracted by marching cubes on the narrow band of grid
+blocks it crosses (:mod:`ksc.extract`), decimated to the face count the file
+records for its source mesh (twice it) and given the field's normals
+(:mod:`ksc.surface`).
+"""
 
 from __future__ import annotations
 
@@ -6,36 +13,38 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import trimesh
 
 from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
 from ksc.extract import Extraction, extract_mesh
+from ksc.field import SphereField, one_blas_thread
 from ksc.format import Container, read_container
 from ksc.format.layout import model_from_map
-from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
+from ksc.surface import FACES_PER_SOURCE_FACE, decimate, field_normals
 
 FOURIER_MAJOR = 3
 """The first format version whose ``model`` has ``frequencies``."""
 FEATURE_DIM_MAJOR = 4
 """The first format version whose ``model`` has ``feature_dim``; older files mean the paper's 29."""
 PAPER_FEATURE_DIM = 29
+MAX_FACES = 50_000_000
+"""Most faces ``faces=`` may ask for (marching cubes at 1024^3 gives a few tens of millions at most)."""
 
 
 @dataclass
-class DecodedModel:
+class DecodedField:
     """A network rebuilt from a file, with the frame it lives in."""
 
-    model: KeySphereNet
+    field: SphereField
+    config: ModelConfig
     transform: Transform
     bound: float
     container: Container
 
 
-def load_model(data: bytes, device: torch.device | None = None) -> DecodedModel:
-    """Rebuild the network from ``.ksc`` bytes alone."""
+def load_field(data: bytes) -> DecodedField:
+    """Rebuild the network from ``.ksc`` bytes alone; KscFormatError if the file does not describe one."""
     container = read_container(data)
     meta = container.meta
     transform = _transform(meta.get("transform"))
@@ -43,53 +52,70 @@ def load_model(data: bytes, device: torch.device | None = None) -> DecodedModel:
     if not isinstance(bound, float) or not 1.0 <= bound <= 2.0:
         raise KscFormatError(f"header field 'bound' must be a float in [1, 2], got {bound!r}")
     config = _model_config(meta.get("model"), container.version[0])
-    expected = stored_shapes(config)
-    found = {record.name: record.shape for record in container.tensors}
-    if found != expected:
-        wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
-        name = wrong[0]
-        raise KscFormatError(
-            f"tensor {name!r} has shape {found.get(name, 'missing')}, the model in the header needs {expected.get(name, 'none')}"
-        )
     tensors = container.tensor_map()
-    spheres = tensors["spheres"]
-    if np.any(spheres[:, 3] < 0.0):
+    if "spheres" in tensors and np.any(tensors["spheres"][:, 3] < 0.0):
         raise KscFormatError("tensor 'spheres' has a negative radius")
-    model = KeySphereNet(config, torch.from_numpy(spheres))
-    model.load_stored_tensors({name: torch.from_numpy(v) for name, v in tensors.items()})
-    model.eval()
-    return DecodedModel(model=model.to(device or torch.device("cpu")), transform=transform, bound=bound, container=container)
+    field = SphereField(config, tensors)
+    return DecodedField(field=field, config=config, transform=transform, bound=bound, container=container)
 
 
 VERIFY_PROBES = 9  # nodes per axis of the small grid verify() runs the network on
 
 
-def verify(data: bytes) -> DecodedModel:
+def verify(data: bytes) -> DecodedField:
     """Check ``.ksc`` bytes without decoding a mesh.
 
     The checksum, every header field and limit, tensor shapes against the
     model, and a run of the network on a small grid, whose values must be
-    finite. Any problem raises KscFormatError; the rebuilt model is returned.
+    finite. Any problem raises KscFormatError; the rebuilt network is returned.
     """
-    decoded = load_model(data)
-    axis = torch.linspace(-decoded.bound, decoded.bound, VERIFY_PROBES)
-    probes = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
-    with torch.inference_mode():
-        values = decoded.model(probes)
-    if not torch.all(torch.isfinite(values)):
+    decoded = load_field(data)
+    axis = np.linspace(-decoded.bound, decoded.bound, VERIFY_PROBES, dtype=np.float32)
+    probes = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = decoded.field(probes)
+    if not np.all(np.isfinite(values)):
         raise KscFormatError("the network gives non-finite values")
     return decoded
 
 
+def source_faces(container: Container) -> int | None:
+    """The face count of the mesh the file was encoded from, as its header records it (None if it does not)."""
+    source = container.meta.get("source")
+    faces = source.get("faces") if isinstance(source, dict) else None
+    return faces if isinstance(faces, int) and not isinstance(faces, bool) and 0 < faces <= MAX_FACES else None
+
+
 @dataclass
 class Decoded:
-    """A decoded mesh (original coordinates) and how it was extracted."""
+    """A decoded mesh and how it was made.
 
-    mesh: trimesh.Trimesh
+    Attributes
+    ----------
+    vertices : (V, 3) float64
+        In the input's original coordinates.
+    faces : (F, 3) int64
+        Outward-facing triangles.
+    normals : (V, 3) float64
+        Unit vertex normals from the field's gradient.
+    extraction : Extraction
+        The marching-cubes mesh's statistics (its faces before decimation: ``extraction.faces``).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    normals: np.ndarray
     extraction: Extraction
 
+    @property
+    def mesh(self):
+        """The mesh as a ``trimesh.Trimesh`` with its vertex normals."""
+        import trimesh
 
-def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False) -> Decoded:
+        return trimesh.Trimesh(vertices=self.vertices, faces=self.faces, vertex_normals=self.normals, process=False)
+
+
+def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None = None, dense: bool = False) -> Decoded:
     """Decode ``.ksc`` bytes into a mesh in the input's original coordinates.
 
     Parameters
@@ -98,26 +124,36 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.devi
         A ``.ksc`` file's contents.
     resolution : int
         Grid nodes per axis for marching cubes (16..1024).
-    device : torch.device, optional
-        Where the network runs (default: the CPU).
+    faces : int, optional
+        Faces of the output: None decimates to twice the source mesh's count
+        that the file records (the marching-cubes mesh when it records none or
+        has fewer), 0 keeps the marching-cubes mesh, N decimates to about N.
     dense : bool
         Evaluate every grid node instead of only the blocks near the surface
         (same mesh, many more network calls; kept for comparison).
     """
     if not isinstance(resolution, int) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
         raise KscInputError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
-    device = device or torch.device("cpu")
-    decoded = load_model(data, device)
-    extraction = extract_mesh(decoded.model, resolution, decoded.bound, device, dense=dense)
-    vertices = decoded.transform.to_original(extraction.vertices)
-    return Decoded(mesh=trimesh.Trimesh(vertices=vertices, faces=extraction.faces, process=False), extraction=extraction)
+    if faces is not None and (not isinstance(faces, int) or isinstance(faces, bool) or not 0 <= faces <= MAX_FACES):
+        raise KscInputError(f"faces must be an integer in [0, {MAX_FACES}] (0: the marching-cubes mesh), got {faces!r}")
+    decoded = load_field(data)
+    with one_blas_thread():
+        extraction = extract_mesh(decoded.field, resolution, decoded.bound, dense=dense)
+        vertices, triangles = extraction.vertices, extraction.faces
+        if faces is None:
+            source = source_faces(decoded.container)
+            faces = FACES_PER_SOURCE_FACE * source if source else 0
+        if faces and faces < len(triangles):
+            vertices, triangles = decimate(vertices, triangles, faces)
+        normals = field_normals(decoded.field, vertices)
+    return Decoded(
+        vertices=decoded.transform.to_original(vertices), faces=triangles, normals=normals, extraction=extraction
+    )
 
 
-def decode_mesh(
-    data: bytes, resolution: int = DEFAULT_RESOLUTION, device: torch.device | None = None, dense: bool = False
-) -> trimesh.Trimesh:
-    """The mesh of :func:`decode`."""
-    return decode(data, resolution, device, dense).mesh
+def decode_mesh(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None = None, dense: bool = False):
+    """The mesh of :func:`decode` as a ``trimesh.Trimesh``."""
+    return decode(data, resolution, faces, dense).mesh
 
 
 def _model_config(section, major: int) -> ModelConfig:

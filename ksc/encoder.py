@@ -45,12 +45,11 @@ Pessimistic on purpose: a plan that is a few % too small costs a width unit, one
 too large costs a bit of every weight."""
 PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 320.0, 2.6
 """Planned header and per-sphere bytes: a default file's header and spheres take 513-557 bytes for 64 spheres
-(format 5.0, the 15 meshes' default networks of ksc 0.12; 580-643 for 0.11's 128 spheres, 775-833 in format 4.0,
-whose header named and shaped every tensor)."""
+(format 5.0, the 15 meshes' default files)."""
 MIN_PLANNED_WIDTH = 8
 RADIUS_BITS = 8
 """Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
-network is trained on the rounded values (ksc 0.4 stored them, and the centres, in 12 bits)."""
+network is trained on the rounded values."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +120,6 @@ class TrainedMesh:
             meta["encoder"]["allocate_steps"] = False
         if self.options.near_sigma != NEAR_SIGMA:
             meta["encoder"]["near_sigma"] = self.options.near_sigma
-        if self.options.train.average_tail:
-            meta["encoder"]["average_tail"] = self.options.train.average_tail
-        if self.options.train.truncation is not None:
-            meta["encoder"]["truncation"] = self.options.train.truncation
-        if self.options.train.error_focus:
-            meta["encoder"]["error_focus"] = self.options.train.error_focus
-        if self.options.train.loss_clamp is not None:
-            meta["encoder"].update(loss_clamp=self.options.train.loss_clamp, far_floor=self.options.train.far_floor)
         return EncodeResult(
             data=write_container(Container(meta=meta, tensors=records)),
             spheres=model.config.spheres,
@@ -173,10 +164,6 @@ def train_mesh(
     samples = sample_sdf(
         unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share(), options.near_sigma
     )
-    if options.train.truncation is not None:
-        # Still a lower bound of the distance, which is all the decoder's block search needs.
-        limit = np.float32(options.train.truncation)
-        samples = SdfSamples(samples.points, np.clip(samples.sdf, -limit, limit))
     log.info("sampled %d points, %d key spheres", options.samples, len(spheres))
 
     with torch.random.fork_rng(devices=[]):
@@ -188,7 +175,7 @@ def train_mesh(
     if not describes_a_surface(model, samples):
         raise KscInputError(
             f"training collapsed: the network has the same sign everywhere (final L1 loss {loss:.4f}), so its file"
-            " would decode to nothing; try another --seed, or no --truncation"
+            " would decode to nothing; try another --seed"
         )
     if options.allocate_steps:
         scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
@@ -267,7 +254,7 @@ def fit_width_to_budget(options: EncodeOptions, max_bytes: int) -> EncodeOptions
 
     Narrowing the network spends a small budget better than coarser weights: at
     ~5.3 KB a 6 x 26 network at 8 bits has 0.83x (median over 15 meshes) the
-    Chamfer-L1 of the 6 x 32 one at 6 bits (README, "Presets"). :func:`encode_mesh`
+    Chamfer-L1 of the 6 x 32 one at 6 bits (docs/method.md, "Store"). :func:`encode_mesh`
     then picks the bits that fit after training, 8 or more when the plan holds.
     """
     width = options.model.width

@@ -15,16 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from scipy.spatial import cKDTree
-from skimage import measure
+from skimage.measure import marching_cubes
 
 from ksc.errors import KscError
-from ksc.inference import chunk_size, evaluate_points
-from ksc.model import KeySphereNet
+from ksc.inference import grid_axis, node_values
 from ksc.octree import BlockPlan, plan_blocks
 
-DEFAULT_CHUNK = 65536
 GROUP_NODES = 1 << 18
 """Nodes whose coordinates are built at once (the network then runs on them chunk by chunk)."""
 SLAB_NODES = 32 * 1024 * 1024
@@ -47,23 +43,19 @@ class GridValues:
     evaluations: int
 
 
-@torch.inference_mode()
-def evaluate_grid(
-    model: KeySphereNet, resolution: int, bound: float, device: torch.device, chunk: int = DEFAULT_CHUNK
-) -> GridValues:
-    """Signed distance at every node of a ``resolution``^3 grid spanning [-bound, bound]^3.
+def evaluate_grid(field, resolution: int, bound: float, chunk: int = GROUP_NODES) -> GridValues:
+    """Signed distance of ``field`` at every node of a ``resolution``^3 grid spanning [-bound, bound]^3.
 
-    Points are built and evaluated one chunk at a time, so memory stays
-    bounded by ``chunk`` whatever the resolution.
+    Nodes are built and evaluated ``chunk`` at a time, so memory stays bounded
+    by ``chunk`` besides the result, whatever the resolution.
     """
-    axis = torch.linspace(-bound, bound, resolution, device=device)
+    axis = grid_axis(resolution, bound)
     total = resolution**3
     values = np.empty(total, dtype=np.float32)
-    plane = resolution * resolution
     for start in range(0, total, chunk):
-        flat = torch.arange(start, min(start + chunk, total), device=device)
-        points = torch.stack([axis[flat // plane], axis[(flat // resolution) % resolution], axis[flat % resolution]], dim=1)
-        values[start : start + len(flat)] = model(points).float().cpu().numpy()
+        flat = np.arange(start, min(start + chunk, total))
+        nodes = np.stack(np.unravel_index(flat, (resolution,) * 3), axis=1)
+        values[start : start + len(flat)] = node_values(field, axis, nodes)
     return GridValues(values=values.reshape(resolution, resolution, resolution), evaluations=total)
 
 
@@ -105,6 +97,8 @@ class Extraction:
         Network calls (points evaluated), block centres included.
     active_blocks, total_blocks : int
         Leaf blocks whose nodes were all evaluated, out of all leaf blocks.
+    spacing : float
+        Distance between grid nodes in the normalized frame.
     """
 
     vertices: np.ndarray
@@ -112,31 +106,21 @@ class Extraction:
     evaluations: int
     active_blocks: int
     total_blocks: int
+    spacing: float
 
 
-def extract_mesh(
-    model: KeySphereNet,
-    resolution: int,
-    bound: float,
-    device: torch.device,
-    dense: bool = False,
-    chunk: int | None = None,
-    slab_nodes: int = SLAB_NODES,
-) -> Extraction:
-    """Zero level set of the network on a ``resolution``^3 grid over [-bound, bound]^3.
+def extract_mesh(field, resolution: int, bound: float, dense: bool = False, slab_nodes: int = SLAB_NODES) -> Extraction:
+    """Zero level set of ``field`` (see :mod:`ksc.inference`) on a ``resolution``^3 grid over [-bound, bound]^3.
 
     Parameters
     ----------
     dense : bool
         Evaluate every node instead of only the blocks the surface may cross.
-    chunk : int, optional
-        Points per network call (default: from the free memory, see :func:`ksc.inference.chunk_size`).
     slab_nodes : int
         Most grid nodes held at once; the grid is processed in slabs along x.
     """
-    chunk = chunk or chunk_size(model, device)
-    plan = BlockPlan.everything(resolution) if dense else plan_blocks(model, resolution, bound, device, chunk)
-    axis = torch.linspace(-bound, bound, resolution, device=device)
+    plan = BlockPlan.everything(resolution) if dense else plan_blocks(field, resolution, bound)
+    axis = grid_axis(resolution, bound)
     layers = plan.active.shape[0]
     per_slab = max(1, slab_nodes // (plan.leaf * resolution**2))
     spacing = 2.0 * bound / (resolution - 1)
@@ -149,7 +133,7 @@ def extract_mesh(
         final = last == layers - 1  # ... or, for the final slab, on the grid's last plane
         window = _window(needed[first : last + 1], plan.leaf, resolution)
         if window is not None:  # else no surface and no box face to close in this slab
-            volume, count = _slab_values(model, plan, axis, first, last, window, chunk)
+            volume, count = _slab_values(field, plan, axis, first, last, window)
             evaluations += count
             stitcher.add(volume, (first * plan.leaf, window[0], window[2]))
         first = last
@@ -165,6 +149,7 @@ def extract_mesh(
         evaluations=evaluations,
         active_blocks=int(plan.active.sum()),
         total_blocks=plan.active.size,
+        spacing=spacing,
     )
 
 
@@ -196,13 +181,7 @@ def _window(needed: np.ndarray, leaf: int, resolution: int) -> tuple[int, int, i
 
 
 def _slab_values(
-    model: KeySphereNet,
-    plan: BlockPlan,
-    axis: torch.Tensor,
-    first: int,
-    last: int,
-    window: tuple[int, int, int, int],
-    chunk: int,
+    field, plan: BlockPlan, axis: np.ndarray, first: int, last: int, window: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, int]:
     """Values of the nodes from the first plane of leaf layer ``first`` to the first plane of ``last``, in ``window``.
 
@@ -227,7 +206,7 @@ def _slab_values(
     offsets = np.stack(np.meshgrid(*(np.arange(leaf),) * 3, indexing="ij"), -1).reshape(-1, 3)
     low, high = np.array([x0, y0, z0]), np.array([x1, y1, z1])
     evaluated = 0
-    per_group = max(1, max(chunk, GROUP_NODES) // leaf**3)
+    per_group = max(1, GROUP_NODES // leaf**3)
     for start in range(0, len(blocks), per_group):
         group = blocks[start : start + per_group]
         nodes = (group[:, None, :] * leaf + offsets[None]).reshape(-1, 3)
@@ -235,7 +214,7 @@ def _slab_values(
         if plan.values is not None:  # evaluated while planning
             values = plan.values[plan.slots[tuple(group.T)]].reshape(-1)[mine]
         else:
-            values = evaluate_points(model, axis[torch.as_tensor(nodes[mine], device=axis.device)], chunk)
+            values = node_values(field, axis, nodes[mine])
             evaluated += int(mine.sum())
         nodes = nodes[mine]
         volume[nodes[:, 0] - x0, nodes[:, 1] - y0, nodes[:, 2] - z0] = values
@@ -270,12 +249,12 @@ class _Stitcher:
         _close_at_the_box(outside, self.spacing, ends)
         if not outside.min() < 0.0 < outside.max():
             return
-        vertices, faces, _, _ = measure.marching_cubes(outside, level=0.0)
+        vertices, faces, _, _ = marching_cubes(outside, level=0.0)
         vertices = vertices.astype(np.float64) + np.array(origin, dtype=np.float64)
         ids = np.full(len(vertices), -1, np.int64)
         on_seam = np.flatnonzero(vertices[:, 0] == self.seam_x)
         if len(on_seam) and len(self.seam_ids):
-            distance, nearest = cKDTree(self.seam_points).query(vertices[on_seam, 1:])
+            distance, nearest = _nearest_within(self.seam_points, vertices[on_seam, 1:], self.WELD_TOLERANCE)
             found = distance <= self.WELD_TOLERANCE
             ids[on_seam[found]] = self.seam_ids[nearest[found]]
         new = ids < 0
@@ -292,6 +271,37 @@ class _Stitcher:
         if not self.faces:
             return np.empty((0, 3)), np.empty((0, 3), np.int64)
         return np.concatenate(self.vertices), np.concatenate(self.faces).astype(np.int64)
+
+
+def _nearest_within(reference: np.ndarray, queries: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``queries`` (Q, 2), the distance to and index of the nearest point of ``reference`` (P, 2)
+    among those within ``tolerance`` (distance inf and index -1 where there is none).
+
+    A hash grid of cell ``tolerance``: a point within it lies in the query's cell
+    or one of the 8 around it. (Welding needs no more, and numpy alone keeps
+    scipy's import out of the decoder.)
+    """
+    best = np.full(len(queries), np.inf)
+    index = np.full(len(queries), -1, np.int64)
+    if not len(reference) or not len(queries):
+        return best, index
+    cells = np.floor(reference / tolerance).astype(np.int64)
+    keys = cells[:, 0] * (1 << 31) + cells[:, 1]
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    query_cells = np.floor(queries / tolerance).astype(np.int64)
+    for dy in (-1, 0, 1):
+        for dz in (-1, 0, 1):
+            wanted = (query_cells[:, 0] + dy) * (1 << 31) + query_cells[:, 1] + dz
+            low = np.searchsorted(sorted_keys, wanted, side="left")
+            high = np.searchsorted(sorted_keys, wanted, side="right")
+            for extra in range(int((high - low).max(initial=0))):  # cells hold one point but for near-coincident ones
+                has = low + extra < high
+                candidate = order[np.minimum(low + extra, len(order) - 1)]
+                distance = np.where(has, np.linalg.norm(reference[candidate] - queries, axis=1), np.inf)
+                closer = distance < best
+                best[closer], index[closer] = distance[closer], candidate[closer]
+    return best, index
 
 
 def extract_surface(values: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
@@ -316,5 +326,5 @@ def extract_surface(values: np.ndarray, bound: float) -> tuple[np.ndarray, np.nd
     # marching_cubes orients faces towards increasing values; ours grow inwards, so negate.
     outside = -values
     _close_at_the_box(outside, spacing)
-    vertices, faces, _, _ = measure.marching_cubes(outside, level=0.0, spacing=(spacing,) * 3)
+    vertices, faces, _, _ = marching_cubes(outside, level=0.0, spacing=(spacing,) * 3)
     return vertices.astype(np.float64) - bound, faces.astype(np.int64)

@@ -7,6 +7,12 @@ normalization, bbox centre to the origin and longest half-extent to 1):
   point-to-surface distance each way (libigl ``point_mesh_squared_distance``),
   averaged over the two directions.
 * **Hausdorff**: the largest of those point-to-surface distances, both ways.
+* **p99**: the 99th percentile of those distances in each direction, the
+  larger of the two: the worst places (ghost pieces, eroded thin parts)
+  without the single farthest sample that Hausdorff reports.
+* **Normal error**: the mean angle, in degrees, between the face normal at
+  each sample and the normal of the nearest face of the other mesh,
+  orientation ignored, averaged over the two directions: facets and bumps.
 * **IoU**: 2^18 uniform points in [-1.05, 1.05]^3; a point is inside a mesh
   when its generalized winding number (libigl ``fast_winding_number``) exceeds
   0.5 in magnitude, which stays meaningful for open meshes and soups.
@@ -37,13 +43,15 @@ class MeshError:
     chamfer_l1: float
     hausdorff: float
     iou: float
+    p99: float
+    normal_error: float
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed: int = 0) -> MeshError:
-    """Chamfer-L1, Hausdorff and IoU of ``candidate`` against ``reference``.
+    """Chamfer-L1, Hausdorff, IoU, p99 distance and normal error of ``candidate`` against ``reference``.
 
     Both meshes are given in the reference's original coordinates.
     """
@@ -52,10 +60,17 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
     cand_v, cand_f = _arrays(candidate, transform)
     rng = np.random.default_rng(seed)
 
-    ref_points = sample_surface(_unit(ref_v, ref_f), CHAMFER_SAMPLES, rng)
-    cand_points = sample_surface(_unit(cand_v, cand_f), CHAMFER_SAMPLES, rng)
-    to_cand = np.sqrt(igl.point_mesh_squared_distance(ref_points, cand_v, cand_f)[0])
-    to_ref = np.sqrt(igl.point_mesh_squared_distance(cand_points, ref_v, ref_f)[0])
+    ref_points, ref_faces = sample_surface(_unit(ref_v, ref_f), CHAMFER_SAMPLES, rng, return_faces=True)
+    cand_points, cand_faces = sample_surface(_unit(cand_v, cand_f), CHAMFER_SAMPLES, rng, return_faces=True)
+    squared, nearest_cand, _ = igl.point_mesh_squared_distance(ref_points, cand_v, cand_f)
+    to_cand = np.sqrt(squared)
+    squared, nearest_ref, _ = igl.point_mesh_squared_distance(cand_points, ref_v, ref_f)
+    to_ref = np.sqrt(squared)
+    ref_normals, cand_normals = _face_normals(ref_v, ref_f), _face_normals(cand_v, cand_f)
+    angles = (
+        _angles(ref_normals[ref_faces], cand_normals[nearest_cand]).mean()
+        + _angles(cand_normals[cand_faces], ref_normals[nearest_ref]).mean()
+    ) / 2.0
 
     probes = rng.uniform(-IOU_BOUND, IOU_BOUND, size=(IOU_SAMPLES, 3))
     inside_ref = inside_by_winding_number(ref_v, ref_f, probes)
@@ -67,7 +82,22 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
         chamfer_l1=float((to_cand.mean() + to_ref.mean()) / 2.0),
         hausdorff=float(max(to_cand.max(), to_ref.max())),
         iou=float(iou),
+        p99=float(max(np.percentile(to_cand, 99), np.percentile(to_ref, 99))),
+        normal_error=float(angles),
     )
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit normals (F, 3) of the triangles; zero for degenerate ones."""
+    corners = vertices[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+
+
+def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angles (N,) in degrees between the lines of unit vectors ``a`` and ``b`` (N, 3): orientation ignored."""
+    return np.degrees(np.arccos(np.clip(np.abs((a * b).sum(1)), 0.0, 1.0)))
 
 
 def _arrays(mesh: trimesh.Trimesh, transform: Transform) -> tuple[np.ndarray, np.ndarray]:

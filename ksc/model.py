@@ -11,28 +11,11 @@ two branches:
   freedom, whatever the feature width.
 * ``latent`` (LPFE): ``z_j`` is a trained E-vector stored per sphere.
 
-E is ``feature_dim``: the paper's 29, 8 since ksc 0.9 (format 4.0). With the
-Fourier features below, 29 sphere features took 986 of the default network's
-7038 values (the first layer reads each of them); 8 free enough for two more
-hidden units at the same bytes, which gave 0.90-0.97x the Chamfer-L1 on the
-four thin meshes ksc loses on (benchmarks/results/ablation-sphere-features*.md).
-
 ``[x_i, f(x_i), y_i]`` (3 + 6F + E values) then runs through K hidden layers of
-Q units and a linear output that predicts the signed distance. ``f`` are F
+Q units and a linear output that predicts the signed distance; ``f`` are F
 octaves of Fourier features, ``sin`` then ``cos`` of ``2**k * pi * x_i`` for
-k = 0..F-1 (ksc 0.8, format 3.0; F = 0 is the paper's network). A small MLP on
-raw coordinates is slow to learn fine detail (its spectral bias); these
-features hand it the higher frequencies for 6F extra inputs. At about the
-same bytes (F = 6, width 29 instead of 32) they gave 0.77-0.92x the Chamfer-L1
-on four meshes ksc lost on (benchmarks/results/ablation-fourier-width.md) and
-0.89x (median) over all 15 (README, Results). The paper does not name the
-hidden activation; SiLU is the default because on the bunny it halved the
-Chamfer error of ReLU at the same step count (see README, "How it works").
-
-The default is K x Q = 5 x 34 (ksc 0.10; the paper: 6 x 32). At about the same
-bytes, 5 x 34 gave 0.97-0.99x the Chamfer-L1 of 6 x 31 on three thin meshes in
-about 0.85x the encode time, 4 x 39 0.94-1.08x, and 7 x 29 or 8 x 27 1.28x
-(benchmarks/results/ablation-shallow.md, ablation-depth.md).
+k < F (F = 0 is the paper's network), which hand a small MLP the high
+frequencies it learns slowly. Why E = 8, F = 6, 5 x 34 and SiLU: docs/method.md.
 """
 
 from __future__ import annotations
@@ -90,8 +73,8 @@ class KeySphereNet(nn.Module):
         """Unnormalized weights (N, M) of the spheres for ``points`` (N, 3).
 
         ``paper``: ``d`` (eq. 3 as printed: farther spheres weigh more);
-        ``inverse`` and ``inverse_square``: ``d**-1`` or ``d**-2`` (nearer
-        spheres weigh more, so a sphere's feature acts locally).
+        ``inverse`` and ``inverse_square``: ``d**-1`` or ``d**-2``, a format field that
+        files may hold (no encoder option sets it since ksc 0.14: it did not pay).
         """
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
         d = torch.cdist(points, centres) + 2.0 * radii
@@ -159,3 +142,14 @@ class KeySphereNet(nn.Module):
             if value.shape != target.shape:
                 raise KscFormatError(f"tensor {name!r} has shape {tuple(value.shape)}, model needs {tuple(target.shape)}")
             target.copy_(value)
+
+
+def load_model(data: bytes, device: torch.device | None = None) -> KeySphereNet:
+    """The torch network of ``.ksc`` bytes (the decoder itself runs :class:`ksc.field.SphereField`, in numpy)."""
+    from ksc.decoder import load_field
+
+    decoded = load_field(data)
+    tensors = decoded.container.tensor_map()
+    model = KeySphereNet(decoded.config, torch.from_numpy(tensors["spheres"]))
+    model.load_stored_tensors({name: torch.from_numpy(value) for name, value in tensors.items()})
+    return model.eval().to(device or torch.device("cpu"))

@@ -28,10 +28,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ksc.inference import evaluate_points
-from ksc.model import KeySphereNet
+from ksc.inference import grid_axis, node_values, point_values
 
 LEAF = 4
 MARGIN = 2.0
@@ -74,15 +72,7 @@ class BlockPlan:
         return cls(leaf=leaf, fill=np.zeros(shape, np.float32), active=np.ones(shape, bool), evaluations=0)
 
 
-def plan_blocks(
-    model: KeySphereNet,
-    resolution: int,
-    bound: float,
-    device: torch.device,
-    chunk: int,
-    leaf: int = LEAF,
-    margin: float = MARGIN,
-) -> BlockPlan:
+def plan_blocks(field, resolution: int, bound: float, leaf: int = LEAF, margin: float = MARGIN) -> BlockPlan:
     """Find the active leaf blocks of a ``resolution``^3 grid over [-bound, bound]^3, coarse to fine."""
     spacing = 2.0 * bound / (resolution - 1)
     leaves = math.ceil(resolution / leaf)
@@ -96,7 +86,7 @@ def plan_blocks(
         last = np.minimum(first + size, resolution) - 1
         centres = -bound + spacing * (first + last) / 2.0
         radius = spacing * np.linalg.norm((last - first) / 2.0, axis=1)
-        values = evaluate_points(model, torch.as_tensor(centres, dtype=torch.float32, device=device), chunk)
+        values = point_values(field, centres)
         evaluations += len(candidates)
         settled = np.abs(values) > margin * (radius + spacing)
         _paint(fill, candidates[settled], values[settled], 2**level)
@@ -106,7 +96,7 @@ def plan_blocks(
             active[tuple(kept.T)] = True
             _activate_clashing_settled(fill, active)
             plan = BlockPlan(leaf=leaf, fill=fill, active=active, evaluations=evaluations)
-            _evaluate_band(plan, model, torch.linspace(-bound, bound, resolution, device=device), chunk)
+            _evaluate_band(plan, field, grid_axis(resolution, bound))
             return plan
         children = (kept[:, None, :] * 2 + _CHILD_OFFSETS[None]).reshape(-1, 3)
         candidates = children[np.all(children < math.ceil(leaves / 2 ** (level - 1)), axis=1)]
@@ -131,13 +121,13 @@ def _activate_clashing_settled(fill: np.ndarray, active: np.ndarray) -> None:
         active[there] |= clash
 
 
-def _evaluate_band(plan: BlockPlan, model: KeySphereNet, axis: torch.Tensor, chunk: int) -> None:
+def _evaluate_band(plan: BlockPlan, field, axis: np.ndarray) -> None:
     """Evaluate the active leaves' nodes, growing the band where the surface reaches a settled leaf."""
     slots = np.full(plan.active.shape, -1, np.int32)
     parts, count = [], 0
     leaves = np.argwhere(plan.active)
     while len(leaves):
-        values = _leaf_values(model, axis, leaves, plan.leaf, chunk)
+        values = _leaf_values(field, axis, leaves, plan.leaf)
         slots[tuple(leaves.T)] = count + np.arange(len(leaves), dtype=np.int32)
         count += len(leaves)
         parts.append(values)
@@ -148,7 +138,7 @@ def _evaluate_band(plan: BlockPlan, model: KeySphereNet, axis: torch.Tensor, chu
     plan.values = np.concatenate(parts) if parts else np.empty((0,) + (plan.leaf,) * 3, np.float32)
 
 
-def _leaf_values(model: KeySphereNet, axis: torch.Tensor, leaves: np.ndarray, leaf: int, chunk: int) -> np.ndarray:
+def _leaf_values(field, axis: np.ndarray, leaves: np.ndarray, leaf: int) -> np.ndarray:
     """Network values (L, leaf, leaf, leaf) float32 at the nodes of ``leaves`` (L, 3); NaN past the grid's end."""
     offsets = np.stack(np.meshgrid(*(np.arange(leaf),) * 3, indexing="ij"), -1).reshape(-1, 3)
     values = np.full((len(leaves), leaf**3), np.nan, np.float32)
@@ -156,8 +146,7 @@ def _leaf_values(model: KeySphereNet, axis: torch.Tensor, leaves: np.ndarray, le
     for start in range(0, len(leaves), GROUP_LEAVES):
         nodes = leaves[start : start + GROUP_LEAVES, None, :] * leaf + offsets[None]
         inside = np.all(nodes <= top, axis=2)
-        index = torch.as_tensor(nodes[inside], device=axis.device)
-        values[start : start + GROUP_LEAVES][inside] = evaluate_points(model, axis[index], chunk)
+        values[start : start + GROUP_LEAVES][inside] = node_values(field, axis, nodes[inside])
     return values.reshape(len(leaves), leaf, leaf, leaf)
 
 

@@ -8,7 +8,7 @@ times the tensor's scale from ``ksc.step_allocation``; see
 backward pass treats the rounding as the identity (straight-through
 estimator), and the float weights keep absorbing the error. Without it, 8-bit
 weights cost the bunny about 15 % of its Chamfer-L1 and 6-bit weights more
-than double it (README, "How it works").
+than double it (docs/method.md).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def quantization_aware_finetune(
         index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
         quantized = {name: fake_quantize(p, bits, step_scales.get(name, 1.0)) for name, p in parameters.items()}
         prediction = functional_call(model, {**quantized, **buffers}, (points[index],))
-        loss = sdf_loss(prediction, target[index], train.loss_clamp, train.far_floor)
+        loss = sdf_loss(prediction, target[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -153,7 +153,7 @@ def spatial_order(points: np.ndarray) -> np.ndarray:
     tree of the faces; queries in random order walk it from cold caches, and
     those near the surface of a mesh with many small faces cost most. Sorted
     queries give the same values (each is computed alone), sooner: thingi_76277's
-    training distances took 6.5 s instead of 13.4 s (README, "How it works").
+    training distances took 6.5 s instead of 13.4 s (docs/method.md).
     """
     points = np.asarray(points, dtype=np.float64)
     if len(points) == 0:
@@ -221,8 +221,8 @@ def sample_sdf(
     return SdfSamples(points=points, sdf=signed_distance(points))
 
 
-def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Area-weighted uniform samples (count, 3) float64 on the mesh surface."""
+def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator, return_faces: bool = False):
+    """Area-weighted uniform samples (count, 3) float64 on the mesh surface (and, if asked, their faces (count,))."""
     triangles = np.asarray(mesh.triangles, dtype=np.float64)
     areas = np.asarray(mesh.area_faces, dtype=np.float64)
     cumulative = np.cumsum(areas)
@@ -232,4 +232,5 @@ def sample_surface(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) 
     flip = u + v > 1.0
     u[flip], v[flip] = 1.0 - u[flip], 1.0 - v[flip]
     a, b, c = triangles[faces, 0], triangles[faces, 1], triangles[faces, 2]
-    return a + u[:, None] * (b - a) + v[:, None] * (c - a)
+    points = a + u[:, None] * (b - a) + v[:, None] * (c - a)
+    return (points, faces) if return_faces else points

@@ -15,9 +15,8 @@ fixed subset of its training points, with uniform noise of twice the RMS step
 added to one tensor at a time, in antithetic pairs (``+e`` and ``-e``) so that
 the first-order term, whose sign is random, cancels and leaves the curvature.
 Over the 15 meshes of ../shared/meshes, at the default preset, this gave
-0.876-0.998x (median 0.967x) the Chamfer-L1 of equal steps in 0.995-1.002x the
-bytes, the same trained networks rounded otherwise (README, Results: rd.md
-against ksc 0.12's). A reader needs nothing new: it reads each tensor's stored step.
+0.967x (median) the Chamfer-L1 of equal steps in the same bytes (CHANGELOG, 0.13).
+A reader needs nothing new: it reads each tensor's stored step.
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ def tensor_sensitivities(
             layer_inputs = _layer_inputs(model, points[chunk])
 
             def summed_loss(prediction, chunk=chunk):
-                return float(sdf_loss(prediction, target[chunk], train.loss_clamp, train.far_floor)) * len(target[chunk])
+                return float(sdf_loss(prediction, target[chunk])) * len(target[chunk])
 
             base += summed_loss(model.output(layer_inputs[-1]).squeeze(1))
             for name, pairs in noises.items():

@@ -31,6 +31,6 @@ fi
 # pysdf's setup.py misreads Eigen 3.4's version unless the headers are on CPATH.
 if ! "$VENV/bin/python" -c "import ksc.format, pysdf, igl" 2>/dev/null || [ pyproject.toml -nt "$VENV/.ksc-installed" ]; then
     echo "setup: installing ksc and its dependencies"
-    CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[test]"
+    CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[encode,test]"
     touch "$VENV/.ksc-installed"
 fi

@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import sys
 
 import pytest
 import trimesh
@@ -80,8 +81,8 @@ def test_decode_writes_the_format_of_the_extension(encoded, tmp_path, suffix):
 def test_dense_flag_gives_the_same_mesh(encoded, tmp_path):
     _, target, _ = encoded
     band, dense = tmp_path / "band.ply", tmp_path / "dense.ply"
-    CliRunner().invoke(main, ["decode", str(target), str(band), "--resolution", "40"])
-    result = CliRunner().invoke(main, ["decode", str(target), str(dense), "--resolution", "40", "--dense"])
+    CliRunner().invoke(main, ["decode", str(target), str(band), "--resolution", "40", "--faces", "0"])
+    result = CliRunner().invoke(main, ["decode", str(target), str(dense), "--resolution", "40", "--faces", "0", "--dense"])
     assert result.exit_code == 0
     a, b = trimesh.load(band, process=False), trimesh.load(dense, process=False)
     assert_same_mesh(a.vertices, a.faces, b.vertices, b.faces, atol=1e-4)
@@ -160,7 +161,7 @@ ABSENT = object()
 
 @pytest.mark.parametrize(
     "option,value,key,recorded,default",
-    [("--distance", "pysdf", "distance", "pysdf", "exact"), ("--truncation", "0.1", "truncation", 0.1, ABSENT)],
+    [("--distance", "pysdf", "distance", "pysdf", "exact")],
 )
 def test_training_options_are_recorded(encoded, tmp_path, option, value, key, recorded, default):
     """The option's value lands in the encoder map; a default encode records the default (or nothing)."""
@@ -200,7 +201,6 @@ def corrupt(data: bytes) -> bytes:
         (["encode", "{flat_obj}", "{out_ksc}", "--steps", "10"], None, "encloses no volume"),
         (["encode", "{source}", "{out_ksc}", "--bits", "40"], None, "bits"),
         (["encode", "{source}", "{out_ksc}", "--spheres", "0"], None, "spheres"),
-        (["encode", "{source}", "{out_ksc}", "--truncation", "-0.1"], None, "truncation"),
         (["encode", "{source}", "{out_ksc}", *QUICK, "--steps", "200", "--max-bytes", "300", "-q"], None, "cannot fit the mesh"),
     ],
 )
@@ -255,14 +255,16 @@ def test_usage_errors_are_one_line_with_status_2(encoded, tmp_path, args, messag
 @pytest.mark.parametrize("device,message", [("meta", "not supported"), ("tpu", "unknown device"), ("cpu:x", "unknown device")])
 def test_bad_device_is_a_clear_error(encoded, tmp_path, device, message):
     _, target, _ = encoded
-    result = CliRunner().invoke(main, ["decode", str(target), str(tmp_path / "o.ply"), "--device", device])
+    source, _, _ = encoded
+    result = CliRunner().invoke(main, ["encode", str(source), str(tmp_path / "o.ksc"), *QUICK, "--device", device])
     assert result.exit_code == 1 and message in result.output
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_asking_for_cuda_without_it_is_a_clear_error(encoded, tmp_path):
     _, target, _ = encoded
-    result = CliRunner().invoke(main, ["decode", str(target), str(tmp_path / "o.ply"), "--device", "cuda"])
+    source, _, _ = encoded
+    result = CliRunner().invoke(main, ["encode", str(source), str(tmp_path / "o.ksc"), *QUICK, "--device", "cuda"])
     assert result.exit_code == 1 and "CUDA is not available" in result.output
 
 
@@ -270,7 +272,7 @@ def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
     help_text = runner.invoke(main, ["encode", "--help"]).output
-    options = ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features", "--weighting")
+    options = ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features")
     for option in (*options, "--frequencies", "--feature-dim", "--distance", "-q"):
         assert option in help_text
 
@@ -292,3 +294,25 @@ def test_feature_dim_option_shapes_the_stored_network(encoded, tmp_path):
     report = json.loads(CliRunner().invoke(main, ["info", "--json", str(target)]).output)
     assert report["model"]["feature_dim"] == 29
     assert report["stored_parameters"] == 32 * 4 + 4 * 29 + 29 + (3 + 36 + 29) * 32 + 32 + 3 * (32 * 32 + 32) + 32 + 1
+
+
+def test_a_missing_encode_extra_is_a_clear_error(encoded, tmp_path, monkeypatch):
+    """On a decode-only install (no torch, pysdf, libigl), encode and compare say what to install."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_igl(name, *args, **kwargs):
+        if name == "igl" or name.startswith("igl."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="igl")
+        return real_import(name, *args, **kwargs)
+
+    source, target, _ = encoded
+    out = tmp_path / "decoded.ply"
+    assert CliRunner().invoke(main, ["decode", str(target), str(out), "--resolution", "32", "-q"]).exit_code == 0
+    monkeypatch.delitem(sys.modules, "ksc.metrics", raising=False)
+    monkeypatch.delitem(sys.modules, "igl", raising=False)
+    monkeypatch.setattr(builtins, "__import__", without_igl)
+    result = CliRunner().invoke(main, ["compare", str(source), str(out)])
+    assert result.exit_code == 1
+    assert "needs igl" in result.output and "ksc[encode]" in result.output

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from ksc.decoder import decode_mesh, load_model
+from ksc.decoder import decode_mesh
 from ksc.encoder import encode_mesh
 from ksc.errors import KscInputError
 from ksc.format import read_container
 from ksc.metrics import compare_meshes
+from ksc.model import load_model
 
 from .conftest import make_torus, quick_options
 
@@ -26,8 +27,7 @@ def test_file_holds_what_the_decoder_needs(torus_result):
     assert container.meta["source"] == {"vertices": len(mesh.vertices), "faces": len(mesh.faces)}
     names = [t.name for t in container.tensors]
     assert names[0] == "spheres" and "output.bias" in names
-    decoded = load_model(result.data)
-    assert decoded.model.stored_parameter_count() == result.stored_parameters
+    assert load_model(result.data).stored_parameter_count() == result.stored_parameters
 
 
 def test_decoded_mesh_returns_to_the_original_position(torus_result):
@@ -46,14 +46,14 @@ def test_same_seed_same_bytes_other_seed_other_bytes(torus_result):
 def test_latent_branch_round_trips(torus_result):
     mesh, _ = torus_result
     result = encode_mesh(mesh, quick_options(steps=100, features="latent"))
-    model = load_model(result.data).model
+    model = load_model(result.data)
     assert model.config.features == "latent"
     assert model.latents.shape == (32, 8)  # E = 8 values per sphere by default
 
 
 def test_stored_weights_are_the_quantized_trained_ones(torus_result):
     _, result = torus_result
-    model = load_model(result.data).model
+    model = load_model(result.data)
     with torch.no_grad():
         values = model(torch.zeros(1, 3))
     assert torch.isfinite(values).all()
@@ -77,44 +77,6 @@ def test_short_run_still_reports_its_loss():
 def test_the_file_records_the_final_loss(torus_result):
     mesh, result = torus_result
     assert read_container(result.data).meta["encoder"]["final_loss"] == pytest.approx(result.final_loss, abs=1e-6)
-
-
-def test_clamped_loss_trains_a_surface_and_is_recorded(torus_result):
-    from dataclasses import replace
-
-    mesh, _ = torus_result
-    options = quick_options(steps=1000)
-    options = replace(options, train=replace(options.train, loss_clamp=0.05, far_floor=0.5))
-    result = encode_mesh(mesh, options)
-    encoder = read_container(result.data).meta["encoder"]
-    assert (encoder["loss_clamp"], encoder["far_floor"]) == (0.05, 0.5)
-    assert compare_meshes(mesh, decode_mesh(result.data, 64)).iou > 0.9
-
-
-def test_training_targets_are_truncated_when_asked(torus_result):
-    from dataclasses import replace
-
-    from ksc.encoder import train_mesh
-
-    mesh, _ = torus_result
-    options = quick_options(steps=300)
-    whole = train_mesh(mesh, options).samples.sdf
-    truncated = train_mesh(mesh, replace(options, train=replace(options.train, truncation=0.1))).samples.sdf
-    assert np.abs(truncated).max() == pytest.approx(0.1)
-    assert np.abs(whole).max() > 0.5  # uniform points far outside the torus
-    near = np.abs(whole) < 0.1
-    assert np.array_equal(truncated[near], whole[near]) and np.array_equal(np.sign(truncated), np.sign(whole))
-
-
-def test_error_focused_training_fits_a_surface_and_is_recorded(torus_result):
-    from dataclasses import replace
-
-    mesh, _ = torus_result
-    options = quick_options(steps=1000)
-    options = replace(options, train=replace(options.train, error_focus=0.5))
-    result = encode_mesh(mesh, options)
-    assert read_container(result.data).meta["encoder"]["error_focus"] == 0.5
-    assert compare_meshes(mesh, decode_mesh(result.data, 64)).iou > 0.9
 
 
 @pytest.mark.parametrize(

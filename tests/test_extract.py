@@ -2,41 +2,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 
-from ksc.config import ModelConfig
+from ksc.decoder import load_field
 from ksc.errors import KscError
-from ksc.extract import evaluate_grid, extract_mesh, extract_surface
+from ksc.extract import _nearest_within, evaluate_grid, extract_mesh, extract_surface
 from ksc.format import VERSION
-from ksc.model import KeySphereNet
 
 from .conftest import assert_same_mesh
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "v{}.{}".format(*VERSION) / "torus.ksc"  # the network ksc writes today
-CPU = torch.device("cpu")
 
 
-class Ball(torch.nn.Module):
+def Ball(points):
     """Exact SDF of a ball of radius 0.6 (positive inside)."""
-
-    def forward(self, points):
-        return 0.6 - points.norm(dim=1)
+    return 0.6 - np.linalg.norm(points, axis=1)
 
 
 def test_grid_values_match_direct_evaluation_whatever_the_chunk():
-    model = KeySphereNet(ModelConfig(spheres=3, layers=2, width=8), torch.rand(3, 4)).eval()
-    small = evaluate_grid(model, 9, 1.05, torch.device("cpu"), chunk=7).values
-    large = evaluate_grid(model, 9, 1.05, torch.device("cpu"), chunk=10_000).values
+    field = golden_field()
+    small = evaluate_grid(field, 9, 1.05, chunk=7).values
+    large = evaluate_grid(field, 9, 1.05, chunk=10_000).values
     assert np.allclose(small, large, atol=1e-6)
     axis = np.linspace(-1.05, 1.05, 9)
-    point = torch.tensor([[axis[2], axis[5], axis[7]]], dtype=torch.float32)
-    with torch.no_grad():
-        assert small[2, 5, 7] == pytest.approx(float(model(point)), abs=1e-5)
+    point = np.array([[axis[2], axis[5], axis[7]]], dtype=np.float32)
+    assert small[2, 5, 7] == pytest.approx(float(field(point)[0]), abs=1e-5)
 
 
 def test_marching_cubes_finds_the_ball_with_outward_faces():
-    values = evaluate_grid(Ball(), 64, 1.05, torch.device("cpu")).values
+    values = evaluate_grid(Ball, 64, 1.05).values
     vertices, faces = extract_surface(values, 1.05)
     radii = np.linalg.norm(vertices, axis=1)
     assert np.allclose(radii, 0.6, atol=0.01)
@@ -47,22 +41,19 @@ def test_marching_cubes_finds_the_ball_with_outward_faces():
     assert mesh.volume == pytest.approx(4 / 3 * np.pi * 0.6**3, rel=0.02)
 
 
-class Constant(torch.nn.Module):
-    def forward(self, points):
-        return torch.ones(len(points))
+def Constant(points):
+    return np.ones(len(points), np.float32)
 
 
 def test_no_zero_crossing_is_an_error():
     with pytest.raises(KscError, match="no zero crossing"):
         extract_surface(np.ones((8, 8, 8), dtype=np.float32), 1.0)
     with pytest.raises(KscError, match="no zero crossing"):
-        extract_mesh(Constant(), 32, 1.0, CPU, chunk=4096)
+        extract_mesh(Constant, 32, 1.0)
 
 
-def golden_model():
-    from ksc.decoder import load_model
-
-    return load_model(GOLDEN.read_bytes()).model
+def golden_field():
+    return load_field(GOLDEN.read_bytes()).field
 
 
 @pytest.mark.parametrize(
@@ -72,11 +63,11 @@ def golden_model():
 )
 def test_coarse_to_fine_gives_the_dense_mesh_of_a_trained_network(resolution, slab_nodes):
     """Against one marching-cubes call on the fully evaluated grid; thin slabs force many seams."""
-    model = golden_model()
-    reference = extract_surface(evaluate_grid(model, resolution, 1.05, CPU).values, 1.05)
+    field = golden_field()
+    reference = extract_surface(evaluate_grid(field, resolution, 1.05).values, 1.05)
     kwargs = {"slab_nodes": slab_nodes} if slab_nodes else {}
     for dense in (False, True):
-        result = extract_mesh(model, resolution, 1.05, CPU, dense=dense, **kwargs)
+        result = extract_mesh(field, resolution, 1.05, dense=dense, **kwargs)
         assert_same_mesh(*reference, result.vertices, result.faces)
         assert trimesh.Trimesh(result.vertices, result.faces, process=False).is_watertight
         if resolution >= 64:
@@ -84,45 +75,41 @@ def test_coarse_to_fine_gives_the_dense_mesh_of_a_trained_network(resolution, sl
 
 
 def test_coarse_to_fine_on_an_exact_distance_skips_most_of_the_grid():
-    result = extract_mesh(Ball(), 128, 1.05, CPU)
+    result = extract_mesh(Ball, 128, 1.05)
     assert result.evaluations < 0.15 * 128**3  # a band about 15 nodes thick: margin 2 on 4^3 leaf blocks
     assert result.active_blocks < 0.15 * result.total_blocks
     assert np.allclose(np.linalg.norm(result.vertices, axis=1), 0.6, atol=0.005)
 
 
-class SteepRipples(torch.nn.Module):
+def SteepRipples(points):
     """A rippled ball whose value changes up to ~8 per unit length: the octree's margin of 2 is a bet it loses."""
-
-    def forward(self, points):
-        ripple = 0.08 * torch.sin(9 * points[:, 0]) * torch.sin(7 * points[:, 1])
-        return 4.0 * (0.6 + ripple - points.norm(dim=1))
+    ripple = 0.08 * np.sin(9 * points[:, 0]) * np.sin(7 * points[:, 1])
+    return 4.0 * (0.6 + ripple - np.linalg.norm(points, axis=1))
 
 
 def test_coarse_to_fine_grows_the_band_where_the_margin_fails():
-    model = SteepRipples()
-    reference = extract_surface(evaluate_grid(model, 96, 1.05, CPU).values, 1.05)
-    result = extract_mesh(model, 96, 1.05, CPU, slab_nodes=96 * 96 * 16)
+    reference = extract_surface(evaluate_grid(SteepRipples, 96, 1.05).values, 1.05)
+    result = extract_mesh(SteepRipples, 96, 1.05, slab_nodes=96 * 96 * 16)
     assert len(result.faces) == len(reference[1])
     assert_same_mesh(*reference, result.vertices, result.faces)
     assert result.evaluations < 96**3
 
 
 def test_surface_touching_the_box_is_closed():
-    class Slab(torch.nn.Module):  # inside wherever |z| < 0.5: meets four faces of the box
-        def forward(self, points):
-            return 0.5 - points[:, 2].abs()
+    def slab(points):  # inside wherever |z| < 0.5: meets four faces of the box
+        return 0.5 - np.abs(points[:, 2])
 
-    result = extract_mesh(Slab(), 40, 1.0, CPU, slab_nodes=40 * 40 * 8)
+    result = extract_mesh(slab, 40, 1.0, slab_nodes=40 * 40 * 8)
     assert trimesh.Trimesh(result.vertices, result.faces, process=False).is_watertight
 
 
-def test_chunk_size_follows_free_memory(monkeypatch):
-    from ksc import inference
-
-    model, gpu = golden_model(), torch.device("cuda")  # only the device's type is read; free memory is faked
-    monkeypatch.setattr(inference, "_free_memory", lambda device: 8 * 1024**3)
-    large = inference.chunk_size(model, gpu)
-    assert inference.chunk_size(model, CPU) == inference.CPU_CHUNK  # cache-sized on a CPU, whatever the memory
-    monkeypatch.setattr(inference, "_free_memory", lambda device: 64 * 1024**2)
-    small = inference.chunk_size(model, gpu)
-    assert inference.MIN_CHUNK <= small < large <= inference.MAX_CHUNK
+def test_seam_welding_finds_the_nearest_point_within_the_tolerance():
+    rng = np.random.default_rng(0)
+    reference = rng.uniform(0, 50, size=(500, 2))
+    queries = np.concatenate([reference[::5] + rng.uniform(-3e-4, 3e-4, size=(100, 2)), reference[:20] + 0.5])
+    distance, index = _nearest_within(reference, queries, 1e-3)
+    assert np.array_equal(index[:100], np.arange(0, 500, 5)) and np.all(distance[:100] < 5e-4)
+    assert np.all(index[100:] == -1) and np.all(np.isinf(distance[100:]))
+    # A point in the next cell over is still found.
+    distance, index = _nearest_within(np.array([[0.0099999, 0.0]]), np.array([[0.0100001, 0.0]]), 1e-3)
+    assert index[0] == 0 and distance[0] < 1e-6

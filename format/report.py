@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ksc.format import Container
+from .container import Container
 
 
 def describe_container(container: Container) -> dict:
