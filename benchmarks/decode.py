@@ -1,13 +1,15 @@
-"""Decoder cost: coarse-to-fine versus dense grid evaluation at several resolutions.
+"""Decoding as a user meets it: ``ksc decode`` as a process against DracoPy's at the same bytes, and the mesh it gives.
 
-For every mesh of ../shared/meshes, its default ``.ksc`` file (encoded once and
-kept in ``benchmarks/.cache/default/``) is decoded in a fresh process per
-(resolution, mode). Recorded: network evaluations, in-process seconds from
-reading the file to writing the PLY, wall seconds of the whole process
-(interpreter and torch start-up included), and the process's peak resident
-memory. Dense evaluation is slow, so by default it runs at every resolution
-only for the meshes named by ``--dense-everywhere`` and up to
-``--dense-limit`` for the others.
+For every mesh of ../shared/meshes and ../shared/meshes-wide, its default
+``.ksc`` (encoded once and kept in ``benchmarks/.cache/default/``) is decoded
+``--repeats`` times by ``ksc decode FILE OUT.ply`` in a fresh process with
+default settings (wall time from start to the written file, interpreter start
+included; the median is kept). Beside it, a Draco file of at most the same
+bytes (the input decimated by fast-simplification until DracoPy at
+quantization 10, compression level 10, fits) is decoded by a Python process
+that writes the same binary PLY (``draco_decode.py``: DracoPy + trimesh).
+Then, in this process, the default output and the raw marching-cubes mesh
+(``faces=0``) are scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/decode[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/decode.py``.
 """
@@ -15,18 +17,16 @@ Run: ``.venv/bin/python benchmarks/decode.py``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     CACHE,
-    SHARED_MESHES,
+    REPO_ROOT,
     command_line,
     machine_description,
     markdown_table,
@@ -36,38 +36,15 @@ from common import (  # noqa: E402
     write_results,
 )
 
-RESOLUTIONS = (128, 256, 512)
+FOLDERS = (REPO_ROOT.parent / "shared" / "meshes", REPO_ROOT.parent / "shared" / "meshes-wide")
+DRACO_BITS = 10
+DRACO_CHILD = Path(__file__).resolve().parent / "draco_decode.py"
 
 
-def child(ksc_path: str, resolution: int, mode: str, device_name: str, out_path: str) -> None:
-    """Decode one file in this process and print what it cost as JSON (run through ``--child``)."""
-    start = time.perf_counter()
-    from ksc.decoder import decode
-    from ksc.device import resolve_device
-    from ksc.format import read_file
-    from ksc.meshio import mesh_bytes, write_atomic
+def default_file(mesh_path: Path) -> Path | None:
+    """The mesh's .ksc at default settings, encoded now if the cache lacks it (None if ksc refuses the mesh)."""
+    from ksc.errors import KscError
 
-    imported = time.perf_counter()
-    decoded = decode(read_file(ksc_path), resolution, resolve_device(device_name), dense=mode == "dense")
-    write_atomic(out_path, mesh_bytes(decoded.mesh, ".ply"))
-    done = time.perf_counter()
-    extraction = decoded.extraction
-    print(
-        json.dumps(
-            {
-                "import_s": imported - start,
-                "decode_s": done - imported,
-                "evaluations": extraction.evaluations,
-                "active_blocks": extraction.active_blocks,
-                "total_blocks": extraction.total_blocks,
-                "faces": len(decoded.mesh.faces),
-            }
-        )
-    )
-
-
-def default_file(mesh_path: Path) -> Path:
-    """The mesh's .ksc at default settings, encoded now if the cache lacks it."""
     target = CACHE / "default" / f"{mesh_path.stem}.ksc"
     if not target.is_file():
         from ksc.encoder import encode_mesh
@@ -75,130 +52,164 @@ def default_file(mesh_path: Path) -> Path:
 
         print(f"encoding {mesh_path.name} (default settings) into {target}", flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, encode_mesh(load_mesh(mesh_path)).data)
+        try:
+            write_atomic(target, encode_mesh(load_mesh(mesh_path)).data)
+        except KscError as error:
+            print(f"  {mesh_path.name}: ksc refuses it: {error}", flush=True)
+            return None
     return target
 
 
-def measure(ksc_path: Path, resolution: int, mode: str, device: str) -> dict:
+def draco_file(mesh, budget: int) -> bytes:
+    """The largest decimation of ``mesh`` whose Draco file (quantization DRACO_BITS) fits ``budget`` bytes."""
+    import DracoPy
+    import fast_simplification
+    import numpy as np
+
+    points, faces = mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
+    low, high, found = 0.0, 1.0, None
+    for _ in range(14):
+        keep = (low + high) / 2
+        p, f = fast_simplification.simplify(points, faces, target_reduction=1.0 - keep)
+        data = DracoPy.encode(p, f, quantization_bits=DRACO_BITS, compression_level=10)
+        if len(data) <= budget:
+            low, found = keep, data
+        else:
+            high = keep
+    return found
+
+
+def timed(argv: list[str], repeats: int) -> dict:
+    """Median wall seconds and peak MiB of ``repeats`` fresh processes running ``argv``; the last one's output kept."""
+    runs = [run_measured(argv) for _ in range(repeats)]
+    failed = [run for run in runs if run["status"] != 0]
+    if failed:
+        return {"error": (failed[0]["stderr"].strip().splitlines() or [f"exit {failed[0]['status']}"])[-1]}
+    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mib": max(r["peak_mib"] for r in runs)}
+
+
+def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
+    import trimesh
+
+    from ksc.decoder import decode
+    from ksc.meshio import load_mesh
+    from ksc.metrics import compare_meshes
+
+    mesh = load_mesh(mesh_path)
+    data = ksc_path.read_bytes()
+    row = {"mesh": mesh_path.name, "input_faces": len(mesh.faces), "ksc_bytes": len(data)}
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "decoded.ply"
-        run = run_measured([__file__, "--child", str(ksc_path), str(resolution), mode, device, str(out)])
-    if run["status"] != 0:
-        return {"error": run["stderr"].strip().splitlines()[-1] if run["stderr"].strip() else f"exit {run['status']}"}
-    row = json.loads(run["stdout"].strip().splitlines()[-1])
-    row.update({"process_s": run["seconds"], "peak_mib": run["peak_mib"]})
+        ksc = timed(["ksc.cli", "decode", str(ksc_path), str(out), "-q"], repeats)
+        row.update({f"ksc_{key}": value for key, value in ksc.items()})
+        if out.is_file():
+            row["ply_bytes"] = out.stat().st_size
+        drc = Path(scratch) / "rival.drc"
+        drc.write_bytes(draco_file(mesh, len(data)))
+        row["draco_bytes"] = drc.stat().st_size
+        draco = timed([str(DRACO_CHILD), str(drc), str(Path(scratch) / "draco.ply")], repeats)
+        row.update({f"draco_{key}": value for key, value in draco.items()})
+    decoded, raw = decode(data), decode(data, faces=0)
+    row.update({"faces": len(decoded.faces), "raw_faces": len(raw.faces)})
+    row["faces_ratio"] = row["faces"] / row["input_faces"]
+    for name, result in (("default", decoded), ("raw", raw)):
+        error = compare_meshes(mesh, trimesh.Trimesh(result.vertices, result.faces, process=False))
+        row.update({f"{name}_chamfer_l1": error.chamfer_l1, f"{name}_normal_error": error.normal_error})
+    row["chamfer_vs_raw"] = row["default_chamfer_l1"] / row["raw_chamfer_l1"]
+    row["normal_vs_raw"] = row["default_normal_error"] / row["raw_normal_error"]
+    if "ksc_seconds" in row and "draco_seconds" in row:
+        row["time_vs_draco"] = row["ksc_seconds"] / row["draco_seconds"]
     return row
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--child", nargs=5, metavar=("KSC", "RES", "MODE", "DEVICE", "OUT"), help=argparse.SUPPRESS)
-    parser.add_argument("--resolutions", type=int, nargs="+", default=list(RESOLUTIONS))
-    parser.add_argument("--dense-limit", type=int, default=256, help="Largest resolution decoded densely for every mesh.")
-    parser.add_argument("--dense-everywhere", nargs="*", default=["bunny.obj"], help="Meshes decoded densely at all resolutions.")
-    parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--suffix", default="")
-    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
-    args = parser.parse_args(argv)
-    if args.child:
-        ksc_path, resolution, mode, device, out = args.child
-        child(ksc_path, int(resolution), mode, device, out)
-        return
-
-    import torch
-
-    from ksc.device import resolve_device
-
-    machine = machine_description(resolve_device(args.device))
-    rows = []
-    for mesh_path in shared_meshes(args.meshes):
-        if args.only and mesh_path.name not in args.only:
-            continue
-        ksc_path = default_file(mesh_path)
-        for resolution in args.resolutions:
-            modes = ["band"]
-            if resolution <= args.dense_limit or mesh_path.name in args.dense_everywhere:
-                modes.append("dense")
-            for mode in modes:
-                row = {"mesh": mesh_path.name, "resolution": resolution, "mode": mode, "bytes": ksc_path.stat().st_size}
-                row.update(measure(ksc_path, resolution, mode, args.device))
-                if "evaluations" in row:
-                    row["dense_share"] = row["evaluations"] / resolution**3
-                rows.append(row)
-                print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-        save(rows, args, machine, torch.get_num_threads())
 
 
 COLUMNS = [
     ("mesh", "mesh", "s"),
-    ("resolution", "grid", "d"),
-    ("mode", "mode", "s"),
-    ("evaluations", "network evaluations", ",d"),
-    ("dense_share", "share of dense", ".3f"),
-    ("decode_s", "decode s (read to written PLY)", ".2f"),
-    ("process_s", "process s (with start-up)", ".2f"),
-    ("peak_mib", "peak MiB", ".0f"),
-    ("faces", "faces", ",d"),
-    ("error", "error", "s"),
+    ("ksc_bytes", ".ksc bytes", ",d"),
+    ("draco_bytes", ".drc bytes", ",d"),
+    ("ksc_seconds", "ksc decode s", ".2f"),
+    ("draco_seconds", "Draco in Python s", ".2f"),
+    ("time_vs_draco", "time / Draco's", ".2f"),
+    ("ksc_peak_mib", "ksc peak MiB", ".0f"),
+    ("input_faces", "input faces", ",d"),
+    ("raw_faces", "marching-cubes faces", ",d"),
+    ("faces", "output faces", ",d"),
+    ("faces_ratio", "output / input faces", ".2f"),
+    ("chamfer_vs_raw", "Chamfer-L1 / raw's", ".3f"),
+    ("normal_vs_raw", "normal error / raw's", ".3f"),
+    ("ksc_error", "error", "s"),
 ]
+MEDIANS = ("ksc_seconds", "draco_seconds", "time_vs_draco", "faces_ratio", "chamfer_vs_raw", "normal_vs_raw")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meshes", type=Path, nargs="+", default=list(FOLDERS))
+    parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
+    parser.add_argument("--repeats", type=int, default=3, help="Fresh processes per decode; the median time is kept.")
+    parser.add_argument("--suffix", default="")
+    args = parser.parse_args(argv)
+    import torch
+
+    machine = machine_description(torch.device("cpu"))
+    rows = []
+    for folder in args.meshes:
+        for mesh_path in shared_meshes(folder):
+            if args.only and mesh_path.name not in args.only:
+                continue
+            ksc_path = default_file(mesh_path)
+            if ksc_path is None:
+                rows.append({"mesh": mesh_path.name, "folder": folder.name, "ksc_error": "ksc encode refuses this mesh"})
+                continue
+            row = {"folder": folder.name, **measure(mesh_path, ksc_path, args.repeats)}
+            rows.append(row)
+            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+            save(rows, args, machine)
+    save(rows, args, machine)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Medians per (resolution, mode) over the meshes, and the time ratio against the lowest resolution."""
-    groups: dict[tuple[int, str], list[dict]] = {}
-    for row in rows:
-        if "decode_s" in row:
-            groups.setdefault((row["resolution"], row["mode"]), []).append(row)
     summary = []
-    for (resolution, mode), members in sorted(groups.items()):
-        summary.append(
-            {
-                "resolution": resolution,
-                "mode": mode,
-                "meshes": len(members),
-                "evaluations": int(statistics.median(r["evaluations"] for r in members)),
-                "dense_share": statistics.median(r["dense_share"] for r in members),
-                "decode_s": statistics.median(r["decode_s"] for r in members),
-                "process_s": statistics.median(r["process_s"] for r in members),
-                "peak_mib": max(r["peak_mib"] for r in members),
-            }
-        )
+    for folder in [*dict.fromkeys(r["folder"] for r in rows), None]:
+        members = [r for r in rows if (folder is None or r["folder"] == folder) and "time_vs_draco" in r]
+        if members:
+            medians = {key: statistics.median(r[key] for r in members) for key in MEDIANS}
+            summary.append({"folder": folder or "both", "meshes": len(members), **medians})
     return summary
 
 
-def save(rows, args, machine, threads) -> None:
-    summary = summarize(rows)
-    command = command_line()
+def save(rows, args, machine) -> None:
     summary_columns = [
-        ("resolution", "grid", "d"),
-        ("mode", "mode", "s"),
+        ("folder", "folder", "s"),
         ("meshes", "meshes", "d"),
-        ("evaluations", "median evaluations", ",d"),
-        ("dense_share", "median share of dense", ".3f"),
-        ("decode_s", "median decode s", ".2f"),
-        ("process_s", "median process s", ".2f"),
-        ("peak_mib", "largest peak MiB", ".0f"),
+        ("ksc_seconds", "ksc decode s", ".2f"),
+        ("draco_seconds", "Draco in Python s", ".2f"),
+        ("time_vs_draco", "time / Draco's", ".2f"),
+        ("faces_ratio", "output / input faces", ".2f"),
+        ("chamfer_vs_raw", "Chamfer-L1 / raw's", ".3f"),
+        ("normal_vs_raw", "normal error / raw's", ".3f"),
     ]
+    command = command_line()
     markdown = "\n".join(
         [
-            "# Decoder: coarse-to-fine (band) versus dense grid evaluation",
+            "# Decoding: `ksc decode` as a process, against Draco in Python at the same bytes",
             "",
-            f"Machine: {machine}. Command: `{command.strip()}`. Each decode ran in a fresh process.",
-            "'decode s' runs from reading the .ksc to a written binary PLY, after imports; 'process s' is the whole",
-            "process, Python and torch start-up included. Peak memory is the process's maximum resident set.",
+            f"Machine: {machine}. Command: `{command.strip()}`. Every time is the median wall time of",
+            f"{args.repeats} fresh processes, from start to the written binary PLY, Python's start-up included.",
+            "ksc: `ksc decode FILE OUT.ply` with default settings (numpy, no torch). Draco: `draco_decode.py`",
+            f"(DracoPy + trimesh) on a file of at most the .ksc's bytes (fast-simplification, quantization {DRACO_BITS}).",
+            "Errors are against the input mesh (ksc.metrics); 'raw' is the marching-cubes mesh (`--faces 0`).",
             "",
             "## Medians",
             "",
-            markdown_table(summary_columns, summary),
+            markdown_table(summary_columns, summarize(rows)),
             "",
-            "## Every decode",
+            "## Every mesh",
             "",
             markdown_table(COLUMNS, rows),
         ]
     )
     name = results_name("decode", args.suffix)
-    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
+    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summarize(rows)}, markdown)
 
 
 if __name__ == "__main__":
