@@ -22,6 +22,8 @@ import torch  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"
+MESH_FOLDERS = (SHARED_MESHES, SHARED_MESHES.parent / "meshes-wide")
+"""Both mesh folders: a default is chosen on the two together."""
 RESULTS = Path(__file__).resolve().parent / "results"
 CACHE = Path(__file__).resolve().parent / ".cache"
 """Encoded files kept between benchmark runs (git-ignored); delete it after changing the encoder."""

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     CACHE,
-    REPO_ROOT,
+    MESH_FOLDERS,
     RESULTS,
     command_line,
     machine_description,
@@ -41,7 +41,6 @@ from ksc.meshio import load_mesh  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402
 from ksc.surface import decimate  # noqa: E402
 
-FOLDERS = (REPO_ROOT.parent / "shared" / "meshes", REPO_ROOT.parent / "shared" / "meshes-wide")
 POLICIES = [  # (resolution, faces as a multiple of the source's, project the marching-cubes vertices first)
     (256, 0, False),
     (256, 1, False),
@@ -94,7 +93,7 @@ def run_policy(decoded, extraction, factor: float, project: bool, source: int):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meshes", type=Path, nargs="+", default=list(FOLDERS))
+    parser.add_argument("--meshes", type=Path, nargs="+", default=list(MESH_FOLDERS))
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all with a cached file).")
     parser.add_argument("--suffix", default="")
     parser.add_argument("--tables-only", action="store_true", help="Rewrite the Markdown from the saved JSON.")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     CACHE,
-    REPO_ROOT,
+    MESH_FOLDERS,
     command_line,
     machine_description,
     markdown_table,
@@ -36,7 +36,6 @@ from common import (  # noqa: E402
     write_results,
 )
 
-FOLDERS = (REPO_ROOT.parent / "shared" / "meshes", REPO_ROOT.parent / "shared" / "meshes-wide")
 DRACO_BITS = 10
 DRACO_CHILD = Path(__file__).resolve().parent / "draco_decode.py"
 
@@ -143,7 +142,7 @@ MEDIANS = ("ksc_seconds", "draco_seconds", "time_vs_draco", "faces_ratio", "cham
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meshes", type=Path, nargs="+", default=list(FOLDERS))
+    parser.add_argument("--meshes", type=Path, nargs="+", default=list(MESH_FOLDERS))
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
     parser.add_argument("--repeats", type=int, default=3, help="Fresh processes per decode; the median time is kept.")
     parser.add_argument("--suffix", default="")
