@@ -273,6 +273,16 @@ def _cores() -> int:
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    """A forked child has the pool object but none of its threads: it must start its own."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _for_each_chunk(function, count: int) -> None:
     """Call ``function(start)`` for every chunk start in [0, count); chunks write disjoint slices, so order is free."""
     starts = range(0, count, CHUNK)

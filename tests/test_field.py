@@ -1,8 +1,10 @@
 """The numpy network (ksc.field) against the torch one it replaces in the decoder, and a decoder without torch."""
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +128,23 @@ def test_decode_info_and_verify_never_import_torch(tmp_path):
     assert report["torch"] is False
     assert report["faces"] > 0 and report["spheres"] == 64
     assert out.stat().st_size > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_evaluates_with_its_own_threads():
+    """The chunk pool's threads do not survive fork; a child that reused the parent's pool would wait forever."""
+    _, field = random_pair()
+    points = np.random.default_rng(2).uniform(-1, 1, size=(40_000, 3)).astype(np.float32)
+    expected = field(points)  # starts the pool in this process
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it evaluates the same values
+        os._exit(0 if np.array_equal(field(points), expected) else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail("the forked child did not finish evaluating within 60 s")
