@@ -68,7 +68,7 @@ def decode(data: bytes, resolution: int | None = None, faces: int | None = None)
     from ksc.config import DEFAULT_RESOLUTION
     from ksc.decoder import decode as decode_bytes
 
-    return decode_bytes(bytes(data), resolution or DEFAULT_RESOLUTION, faces=faces).mesh
+    return decode_bytes(bytes(data), DEFAULT_RESOLUTION if resolution is None else resolution, faces=faces).mesh
 
 
 def info(data: bytes) -> dict:

@@ -17,6 +17,7 @@ from ksc import __version__
 from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
+from ksc.meshio import consistently_wound
 from ksc.model import KeySphereNet, stored_shapes
 from ksc.normalize import Transform
 from ksc.quantize import quantization_aware_finetune
@@ -152,6 +153,11 @@ def train_mesh(
     started = time.monotonic()
     options = options or EncodeOptions()
     device = device or torch.device("cpu")
+    source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
+    mesh, flipped = consistently_wound(mesh)
+    if flipped:
+        log.warning("%d of %d faces were wound against their neighbours; flipped to agree", flipped, len(mesh.faces))
+        source["reoriented_faces"] = flipped
     transform = Transform.fit(mesh.vertices)
     unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
     signed_distance = SignedDistance(unit, options.distance)
@@ -181,7 +187,6 @@ def train_mesh(
         scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
     else:
         scales = {name: 1.0 for name, _ in model.named_parameters()}
-    source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
     return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales)
 
 

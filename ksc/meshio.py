@@ -69,6 +69,30 @@ def check_mesh(mesh, where: str = ""):
     return mesh
 
 
+def consistently_wound(mesh):
+    """``mesh`` with every face wound like its neighbours, and how many faces were flipped.
+
+    The training signs come from the generalized winding number, which a mesh
+    with some faces flipped (common in Thingi10K) cancels locally: the samples
+    near those faces get the wrong sign, and the file describes another shape.
+    A consistently wound mesh is returned as it is (same object, same bytes);
+    otherwise duplicate vertices are merged, faces are flipped to agree across
+    every edge (trimesh.repair.fix_winding), and a closed result that then
+    points inwards is turned out.
+    """
+    import trimesh
+
+    if mesh.is_winding_consistent:
+        return mesh, 0
+    repaired = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=True)  # merges, keeps face order
+    trimesh.repair.fix_winding(repaired)
+    if repaired.is_watertight and repaired.volume < 0:
+        repaired.invert()
+    if len(repaired.faces) != len(mesh.faces):  # merging dropped faces: no face-by-face count
+        return repaired, len(mesh.faces)
+    return repaired, int(np.count_nonzero((repaired.face_normals * mesh.face_normals).sum(axis=1) < 0))
+
+
 def check_output_format(path: str | os.PathLike) -> str:
     """The lower-case extension of ``path`` if ksc can write it, else KscInputError."""
     suffix = Path(path).suffix.lower()

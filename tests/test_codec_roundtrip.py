@@ -160,3 +160,15 @@ def test_a_collapsed_network_describes_no_surface():
     assert describes_a_surface(Field(None), samples)
     assert not describes_a_surface(Field(0.0002), samples)  # the soup's collapsed network (README, ksc 0.7)
     assert not describes_a_surface(Field(-0.3), samples)
+
+
+def test_a_mesh_with_flipped_faces_encodes_its_shape_and_says_so():
+    import trimesh
+
+    good = make_torus()
+    faces = good.faces.copy()
+    faces[::2] = faces[::2, ::-1]  # every other face wound the wrong way
+    result = encode_mesh(trimesh.Trimesh(good.vertices, faces, process=False), quick_options())
+    source = read_container(result.data).meta["source"]
+    assert source["reoriented_faces"] == len(faces[::2]) and source["faces"] == len(faces)
+    assert compare_meshes(good, decode_mesh(result.data, 64)).iou > 0.9

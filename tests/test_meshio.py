@@ -79,3 +79,28 @@ def test_trimesh_scene_is_merged(tmp_path, sphere_mesh):
     path = tmp_path / "scene.glb"
     scene.export(path)
     assert len(load_mesh(path).faces) == 2 * len(sphere_mesh.faces)
+
+
+def test_inconsistently_wound_faces_are_flipped_back_and_the_signs_kept():
+    """Half the faces flipped at random (common in Thingi10K) cancel the winding number; ksc repairs the winding first."""
+    import trimesh
+
+    from ksc.meshio import consistently_wound
+    from ksc.sampling import inside_by_winding_number
+
+    from .conftest import make_torus
+
+    good = make_torus()
+    faces = good.faces.copy()
+    flip = np.random.default_rng(0).random(len(faces)) < 0.5
+    faces[flip] = faces[flip][:, ::-1]
+    bad = trimesh.Trimesh(good.vertices, faces, process=False)
+    probes = np.random.default_rng(1).uniform(good.bounds[0], good.bounds[1], size=(4000, 3))
+    truth = inside_by_winding_number(good.vertices, good.faces, probes)
+    assert (inside_by_winding_number(bad.vertices, bad.faces, probes) != truth).mean() > 0.1  # what went wrong
+    repaired, flipped = consistently_wound(bad)
+    assert flipped == int(flip.sum())
+    assert repaired.is_winding_consistent and repaired.volume > 0
+    assert np.array_equal(inside_by_winding_number(repaired.vertices, repaired.faces, probes), truth)
+    same, none = consistently_wound(good)
+    assert same is good and none == 0  # a consistent mesh is left alone: same object, same bytes
