@@ -254,11 +254,10 @@ class SortedUniformCodec(UniformCodec):
     The network sums over its spheres, so their order is free; sorted rows
     make the first column a slowly rising sequence whose differences are
     small. Decoding returns the rows in sorted order (the encoder sorts the
-    spheres before training, so the network sees that order too). On the
-    default meshes 128 spheres at 12 bits per value cost ~400 bytes instead of
-    ~720 (12-bit codes through zstandard); ksc 0.5 puts ``low`` and ``step`` on
-    the grid the centres come from, so each centre coordinate is a node index
-    (the bunny's spheres: 305 bytes).
+    spheres before training, so the network sees that order too). The encoder
+    puts ``low`` and ``step`` on the grid the centres come from, so each centre
+    coordinate is a node index (the bunny's 128 spheres: 305 bytes, against
+    ~720 as 12-bit codes through zstandard).
     """
 
     id = "sorted_uniform_ac"

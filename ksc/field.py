@@ -59,7 +59,7 @@ class SphereField:
         f32 = {name: np.ascontiguousarray(tensors[name], dtype=np.float32) for name in expected}
         spheres = f32["spheres"]
         self.centres, self.radii = np.ascontiguousarray(spheres[:, :3]), spheres[:, 3].copy()
-        self.centre_norms = (self.centres.astype(np.float64) ** 2).sum(1).astype(np.float32)
+        centre_norms = (self.centres.astype(np.float64) ** 2).sum(1).astype(np.float32)
         if config.features == "direct":
             z = spheres @ f32["sphere_layer.weight"].T + f32["sphere_layer.bias"]
             self.sphere_features = np.maximum(z, 0.0)
@@ -73,10 +73,9 @@ class SphereField:
         # The sphere feature enters the first layer only through this product: y @ W^T = (A @ (Z @ W^T)) / S.
         self.feature_weights = np.ascontiguousarray(self.sphere_features @ first[:, self.position_columns :].T)
         self.silu = config.activation == "silu"
-        # Paper weighting, fast path: [p, |p|^2, 1] @ this = |p - c|^2 in one product; the 2r part of the affinities
-        # is constant and enters the first layer and the weights' sum as constants.
+        # [p, |p|^2, 1] @ distance_matrix = |p - c|^2 (see _distances); 2r enters the paper weighting's sums as constants.
         self.distance_matrix = np.concatenate(
-            [-2.0 * self.centres.T, np.ones((1, len(self.radii)), np.float32), self.centre_norms[None]], axis=0
+            [-2.0 * self.centres.T, np.ones((1, len(self.radii)), np.float32), centre_norms[None]], axis=0
         ).astype(np.float32)
         self.radius_row = (2.0 * self.radii) @ self.feature_weights
         self.radius_sum = np.float32(2.0 * self.radii.astype(np.float64).sum())
@@ -140,13 +139,22 @@ class SphereField:
             features += [np.sin(angle), np.cos(angle)]
         return np.concatenate(features, axis=1) @ self.weights[0][:, : self.position_columns].T + self.biases[0]
 
+    def _distances(self, p: np.ndarray) -> np.ndarray:
+        """``|p - c_j|`` (n, M) in this thread's scratch buffer, valid until the thread's next call.
+
+        ``[p, |p|^2, 1] @ distance_matrix`` is ``|p|^2 + |c|^2 - 2 p.c`` in one product,
+        the expansion torch.cdist uses for more than 25 points.
+        """
+        augmented, distance = self._buffers(len(p))
+        augmented[:, :3] = p
+        np.einsum("ij,ij->i", p, p, out=augmented[:, 3])
+        np.matmul(augmented, self.distance_matrix, out=distance)
+        np.maximum(distance, 0.0, out=distance)
+        return np.sqrt(distance, out=distance)
+
     def _affinities(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (n, M) from ``p`` to the sphere centres and the spheres' unnormalized weights (n, M)."""
-        # |p - c|^2 = |p|^2 + |c|^2 - 2 p.c, as torch.cdist computes it for more than 25 points.
-        squared = p @ (-2.0 * self.centres.T)
-        squared += (p * p).sum(1, keepdims=True)
-        squared += self.centre_norms
-        distance = np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)
+        distance = self._distances(p)
         affinity = distance + 2.0 * self.radii
         if self.config.weighting != "paper":
             power = -1.0 if self.config.weighting == "inverse" else -2.0
@@ -155,23 +163,16 @@ class SphereField:
 
     def _first_layer(self, p: np.ndarray, position: np.ndarray) -> np.ndarray:
         """The first hidden layer's pre-activation (n, Q); ``position`` (n, Q) is its term from ``[x, f(x)]``."""
-        if self.config.weighting != "paper":
+        if self.config.weighting == "paper":  # the affinities' 2r part is constant: fold it into the sums
+            distance = self._distances(p)
+            total = distance.sum(1, keepdims=True)
+            total += self.radius_sum
+            z = distance @ self.feature_weights
+            z += self.radius_row
+        else:
             _, affinity = self._affinities(p)
+            total = affinity.sum(1, keepdims=True)
             z = affinity @ self.feature_weights
-            z /= affinity.sum(1, keepdims=True)
-            z += position
-            return z
-        n = len(p)
-        augmented, distance = self._buffers(n)
-        augmented[:, :3] = p
-        np.einsum("ij,ij->i", p, p, out=augmented[:, 3])
-        np.matmul(augmented, self.distance_matrix, out=distance)
-        np.maximum(distance, 0.0, out=distance)
-        np.sqrt(distance, out=distance)
-        total = distance.sum(1, keepdims=True)
-        total += self.radius_sum
-        z = distance @ self.feature_weights
-        z += self.radius_row
         z /= total
         z += position
         return z

@@ -74,7 +74,7 @@ class KeySphereNet(nn.Module):
 
         ``paper``: ``d`` (eq. 3 as printed: farther spheres weigh more);
         ``inverse`` and ``inverse_square``: ``d**-1`` or ``d**-2``, a format field that
-        files may hold (no encoder option sets it since ksc 0.14: it did not pay).
+        files may hold (the CLI no longer offers it: it did not pay, see CHANGELOG).
         """
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
         d = torch.cdist(points, centres) + 2.0 * radii
