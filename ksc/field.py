@@ -69,6 +69,7 @@ class SphereField:
         self.biases = [f32[f"hidden.{k}.bias"] for k in range(config.layers)]
         self.output_weight, self.output_bias = f32["output.weight"][0], float(f32["output.bias"][0])
         self.position_columns = 3 + 6 * config.frequencies  # [x, f(x)] in the first layer's input
+        self.frequency_scales = [np.float32(math.pi * 2.0**k) for k in range(config.frequencies)]
         first = self.weights[0]
         # The sphere feature enters the first layer only through this product: y @ W^T = (A @ (Z @ W^T)) / S.
         self.feature_weights = np.ascontiguousarray(self.sphere_features @ first[:, self.position_columns :].T)
@@ -121,11 +122,7 @@ class SphereField:
         tables = []
         for dim in range(3):
             columns = [dim] + [3 + 6 * k + s * 3 + dim for k in range(self.config.frequencies) for s in (0, 1)]
-            features = np.empty((len(axis), len(columns)), np.float32)
-            features[:, 0] = axis
-            for k in range(self.config.frequencies):
-                angle = np.float32(math.pi * 2.0**k) * axis
-                features[:, 1 + 2 * k], features[:, 2 + 2 * k] = np.sin(angle), np.cos(angle)
+            features = np.stack([axis, *self._fourier(axis)], axis=1)
             tables.append(np.ascontiguousarray(features @ first[:, columns].T))
         tables[0] += self.biases[0]
         self._tables = (axis.copy(), tables)
@@ -133,11 +130,11 @@ class SphereField:
 
     def _position_term(self, p: np.ndarray) -> np.ndarray:
         """The first layer's term from ``[x, f(x)]`` plus its bias, (n, Q)."""
-        features = [p]
-        for k in range(self.config.frequencies):
-            angle = np.float32(math.pi * 2.0**k) * p
-            features += [np.sin(angle), np.cos(angle)]
-        return np.concatenate(features, axis=1) @ self.weights[0][:, : self.position_columns].T + self.biases[0]
+        return np.concatenate([p, *self._fourier(p)], axis=1) @ self.weights[0][:, : self.position_columns].T + self.biases[0]
+
+    def _fourier(self, x: np.ndarray) -> list[np.ndarray]:
+        """``sin`` and ``cos`` of ``2**k * pi * x`` for k < frequencies, in the network's order, each shaped like ``x``."""
+        return [f for scale in self.frequency_scales for f in (np.sin(scale * x), np.cos(scale * x))]
 
     def _distances(self, p: np.ndarray) -> np.ndarray:
         """``|p - c_j|`` (n, M) in this thread's scratch buffer, valid until the thread's next call.
@@ -225,8 +222,7 @@ class SphereField:
         distance, affinity = self._affinities(p)
         total = affinity.sum(1, keepdims=True)
         feature = (affinity @ self.sphere_features) / total  # y (n, E)
-        angles = [np.float32(math.pi * 2.0**k) * p for k in range(config.frequencies)]
-        fourier = [f for angle in angles for f in (np.sin(angle), np.cos(angle))]
+        fourier = self._fourier(p)
         h = np.concatenate([p, *fourier, feature], axis=1)
         pre = []
         for weight, bias in zip(self.weights, self.biases, strict=True):
@@ -239,8 +235,7 @@ class SphereField:
         for weight, z in zip(reversed(self.weights), reversed(pre), strict=True):
             grad = (grad * self._activation_slope(z)) @ weight
         gradient = grad[:, :3].copy()
-        for k in range(config.frequencies):
-            scale = np.float32(math.pi * 2.0**k)
+        for k, scale in enumerate(self.frequency_scales):
             g_sin, g_cos = grad[:, 3 + 6 * k : 6 + 6 * k], grad[:, 6 + 6 * k : 9 + 6 * k]
             gradient += scale * (g_sin * fourier[2 * k + 1] - g_cos * fourier[2 * k])
         g_feature = grad[:, self.position_columns :]

@@ -176,11 +176,17 @@ def _text_lines(head: list[str], vertices: np.ndarray, vertex_prefix: str, faces
     return ("\n".join(lines) + "\n").encode()
 
 
-def _stl(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit normals (F, 3) of the triangles, by the right-hand rule; zero for degenerate ones."""
     corners = vertices[faces]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     length = np.linalg.norm(normals, axis=1, keepdims=True)
-    normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+
+
+def _stl(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    corners = vertices[faces]
+    normals = face_normals(vertices, faces)
     rows = np.zeros(len(faces), dtype=[("normal", "<f4", (3,)), ("corners", "<f4", (3, 3)), ("attribute", "<u2")])
     rows["normal"], rows["corners"] = normals, corners
     header = b"binary STL written by ksc".ljust(80, b" ")

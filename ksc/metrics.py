@@ -28,6 +28,7 @@ import igl
 import numpy as np
 import trimesh
 
+from ksc.meshio import face_normals
 from ksc.normalize import Transform
 from ksc.sampling import inside_by_winding_number, sample_surface
 
@@ -66,7 +67,7 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
     to_cand = np.sqrt(squared)
     squared, nearest_ref, _ = igl.point_mesh_squared_distance(cand_points, ref_v, ref_f)
     to_ref = np.sqrt(squared)
-    ref_normals, cand_normals = _face_normals(ref_v, ref_f), _face_normals(cand_v, cand_f)
+    ref_normals, cand_normals = face_normals(ref_v, ref_f), face_normals(cand_v, cand_f)
     angles = (
         _angles(ref_normals[ref_faces], cand_normals[nearest_cand]).mean()
         + _angles(cand_normals[cand_faces], ref_normals[nearest_ref]).mean()
@@ -85,14 +86,6 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
         p99=float(max(np.percentile(to_cand, 99), np.percentile(to_ref, 99))),
         normal_error=float(angles),
     )
-
-
-def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Unit normals (F, 3) of the triangles; zero for degenerate ones."""
-    corners = vertices[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
 def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 import trimesh
 
 import ksc
+from ksc.config import TrainConfig
 from ksc.decoder import decode, source_faces
 from ksc.errors import KscInputError
 from ksc.format import VERSION, read_container
@@ -114,7 +115,7 @@ def test_the_python_api_round_trips(data):
 
 @pytest.mark.slow
 def test_python_encode_takes_a_mesh_or_a_path(torus, tmp_path):
-    options = {"samples": 20_000, "qat_steps": 50, "train": __import__("ksc.config").config.TrainConfig(steps=300)}
+    options = {"samples": 20_000, "qat_steps": 50, "train": TrainConfig(steps=300)}
     data = ksc.encode(torus, preset="small", seed=3, **options)
     path = tmp_path / "torus.obj"
     torus.export(path)
