@@ -5,9 +5,9 @@ For every mesh of ../shared/meshes and ../shared/meshes-wide, its default
 ``--repeats`` times by ``ksc decode FILE OUT.ply`` in a fresh process with
 default settings (wall time from start to the written file, interpreter start
 included; the median is kept). Beside it, a Draco file of at most the same
-bytes (the input decimated by fast-simplification until DracoPy at
-quantization 10, compression level 10, fits) is decoded by a Python process
-that writes the same binary PLY (``draco_decode.py``: DracoPy + trimesh).
+bytes (``common.draco_file_at_budget``: the whole input, or its largest
+fast-simplification decimation that fits, DracoPy at quantization 10, level 10)
+is decoded by a Python process that writes the same binary PLY (``draco_decode.py``: DracoPy + trimesh).
 Then, in this process, the default output and the raw marching-cubes mesh
 (``faces=0``) are scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/decode[-SUFFIX].{json,md}``.
@@ -28,6 +28,7 @@ from common import (  # noqa: E402
     CACHE,
     MESH_FOLDERS,
     command_line,
+    draco_file_at_budget,
     machine_description,
     markdown_table,
     results_name,
@@ -59,25 +60,6 @@ def default_file(mesh_path: Path) -> Path | None:
     return target
 
 
-def draco_file(mesh, budget: int) -> bytes:
-    """The largest decimation of ``mesh`` whose Draco file (quantization DRACO_BITS) fits ``budget`` bytes."""
-    import DracoPy
-    import fast_simplification
-    import numpy as np
-
-    points, faces = mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
-    low, high, found = 0.0, 1.0, None
-    for _ in range(14):
-        keep = (low + high) / 2
-        p, f = fast_simplification.simplify(points, faces, target_reduction=1.0 - keep)
-        data = DracoPy.encode(p, f, quantization_bits=DRACO_BITS, compression_level=10)
-        if len(data) <= budget:
-            low, found = keep, data
-        else:
-            high = keep
-    return found
-
-
 def timed(argv: list[str], repeats: int) -> dict:
     """Median wall seconds and peak MiB of ``repeats`` fresh processes running ``argv``; the last one's output kept."""
     runs = [run_measured(argv) for _ in range(repeats)]
@@ -104,7 +86,7 @@ def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
         if out.is_file():
             row["ply_bytes"] = out.stat().st_size
         drc = Path(scratch) / "rival.drc"
-        drc.write_bytes(draco_file(mesh, len(data)))
+        drc.write_bytes(draco_file_at_budget(mesh, len(data), DRACO_BITS))
         row["draco_bytes"] = drc.stat().st_size
         draco = timed([str(DRACO_CHILD), str(drc), str(Path(scratch) / "draco.ply")], repeats)
         row.update({f"draco_{key}": value for key, value in draco.items()})
@@ -195,7 +177,8 @@ def save(rows, args, machine) -> None:
             f"Machine: {machine}. Command: `{command.strip()}`. Every time is the median wall time of",
             f"{args.repeats} fresh processes, from start to the written binary PLY, Python's start-up included.",
             "ksc: `ksc decode FILE OUT.ply` with default settings (numpy, no torch). Draco: `draco_decode.py`",
-            f"(DracoPy + trimesh) on a file of at most the .ksc's bytes (fast-simplification, quantization {DRACO_BITS}).",
+            "(DracoPy + trimesh) on a file of at most the .ksc's bytes: the whole mesh, or its largest",
+            f"fast-simplification decimation that fits, at quantization {DRACO_BITS}.",
             "Errors are against the input mesh (ksc.metrics); 'raw' is the marching-cubes mesh (`--faces 0`).",
             "",
             "## Medians",

@@ -37,6 +37,7 @@ from common import (  # noqa: E402
     SHARED_MESHES,
     add_parallel_options,
     command_line,
+    draco_file_at_budget,
     machine_description,
     map_in_order,
     markdown_table,
@@ -59,32 +60,11 @@ RESOLUTION = 256
 def draco_at_budget(mesh, budget: int, quantizations) -> dict | None:
     """Best (lowest Chamfer-L1) Draco+decimation file of at most ``budget`` bytes, or None if none fits."""
     import DracoPy
-    import fast_simplification
     import trimesh
 
-    points, faces = mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
     best = None
-
-    def encoded(keep: float, bits: int):
-        if keep >= 1.0:
-            p, f = points, faces
-        else:
-            p, f = fast_simplification.simplify(points, faces, target_reduction=1.0 - keep)
-        return DracoPy.encode(p, f, quantization_bits=bits, compression_level=10), len(f)
-
     for bits in quantizations:
-        low, high, found = 0.0, 1.0, None
-        data, _ = encoded(1.0, bits)
-        if len(data) <= budget:
-            found = data
-        else:
-            for _ in range(14):  # bisect the share of faces kept
-                keep = (low + high) / 2
-                data, count = encoded(keep, bits)
-                if len(data) <= budget and count >= 4:
-                    low, found = keep, data
-                else:
-                    high = keep
+        found = draco_file_at_budget(mesh, budget, bits)
         if found is None:
             continue
         decoded = DracoPy.decode(found)
