@@ -75,22 +75,40 @@ def consistently_wound(mesh):
     The training signs come from the generalized winding number, which a mesh
     with some faces flipped (common in Thingi10K) cancels locally: the samples
     near those faces get the wrong sign, and the file describes another shape.
-    A consistently wound mesh is returned as it is (same object, same bytes);
-    otherwise duplicate vertices are merged, faces are flipped to agree across
-    every edge (trimesh.repair.fix_winding), and a closed result that then
-    points inwards is turned out.
+    Consistency is judged on the mesh welded by position, so that a triangle
+    soup (every face with its own vertices, as OBJ exporters write them) is
+    judged too. A consistent mesh is returned as it is (same object, same
+    bytes); otherwise the welded mesh has its faces flipped to agree across
+    every edge (trimesh.repair.fix_winding) and, when it is closed, each
+    connected part that then points inwards is turned out: the winding number
+    of overlapping outward parts is their union (cavities of such a mesh are
+    filled: its own orientation, which told them, was the broken part).
     """
     import trimesh
 
-    if mesh.is_winding_consistent:
+    welded = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=True)  # merges, keeps face order
+    if len(welded.faces) == len(mesh.faces) and welded.is_winding_consistent:
         return mesh, 0
-    repaired = trimesh.Trimesh(vertices=mesh.vertices, faces=mesh.faces, process=True)  # merges, keeps face order
-    trimesh.repair.fix_winding(repaired)
-    if repaired.is_watertight and repaired.volume < 0:
-        repaired.invert()
-    if len(repaired.faces) != len(mesh.faces):  # merging dropped faces: no face-by-face count
-        return repaired, len(mesh.faces)
-    return repaired, int(np.count_nonzero((repaired.face_normals * mesh.face_normals).sum(axis=1) < 0))
+    trimesh.repair.fix_winding(welded)
+    if welded.is_watertight:
+        _turn_parts_outwards(welded)
+    if len(welded.faces) != len(mesh.faces):  # merging dropped faces: no face-by-face count
+        return welded, len(mesh.faces)
+    return welded, int(np.count_nonzero((welded.face_normals * mesh.face_normals).sum(axis=1) < 0))
+
+
+def _turn_parts_outwards(mesh) -> None:
+    """Reverse, in place, the faces of every connected part of the closed ``mesh`` whose signed volume is negative."""
+    import trimesh
+
+    labels = trimesh.graph.connected_component_labels(mesh.face_adjacency, node_count=len(mesh.faces))
+    corners = mesh.vertices[mesh.faces]
+    volumes = np.bincount(labels, weights=np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])))
+    inward = volumes[labels] < 0
+    if inward.any():
+        faces = mesh.faces.copy()
+        faces[inward] = faces[inward][:, ::-1]
+        mesh.faces = faces
 
 
 def check_output_format(path: str | os.PathLike) -> str:

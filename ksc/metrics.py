@@ -15,7 +15,10 @@ normalization, bbox centre to the origin and longest half-extent to 1):
   orientation ignored, averaged over the two directions: facets and bumps.
 * **IoU**: 2^18 uniform points in [-1.05, 1.05]^3; a point is inside a mesh
   when its generalized winding number (libigl ``fast_winding_number``) exceeds
-  0.5 in magnitude, which stays meaningful for open meshes and soups.
+  0.5 in magnitude, which stays meaningful for open meshes and soups; the
+  reference's inside is that of its winding as the encoder repairs it
+  (:func:`ksc.meshio.consistently_wound`), since a mesh with faces flipped
+  against their neighbours has no clear inside of its own.
 
 Sampling uses a fixed seed, so the same pair of meshes always scores the same.
 """
@@ -28,7 +31,7 @@ import igl
 import numpy as np
 import trimesh
 
-from ksc.meshio import face_normals
+from ksc.meshio import consistently_wound, face_normals
 from ksc.normalize import Transform
 from ksc.sampling import inside_by_winding_number, sample_surface
 
@@ -74,7 +77,8 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
     ) / 2.0
 
     probes = rng.uniform(-IOU_BOUND, IOU_BOUND, size=(IOU_SAMPLES, 3))
-    inside_ref = inside_by_winding_number(ref_v, ref_f, probes)
+    wound = consistently_wound(trimesh.Trimesh(ref_v, ref_f, process=False))[0]
+    inside_ref = inside_by_winding_number(wound.vertices, wound.faces, probes)
     inside_cand = inside_by_winding_number(cand_v, cand_f, probes)
     union = np.count_nonzero(inside_ref | inside_cand)
     iou = np.count_nonzero(inside_ref & inside_cand) / union if union else 1.0

@@ -104,3 +104,33 @@ def test_inconsistently_wound_faces_are_flipped_back_and_the_signs_kept():
     assert np.array_equal(inside_by_winding_number(repaired.vertices, repaired.faces, probes), truth)
     same, none = consistently_wound(good)
     assert same is good and none == 0  # a consistent mesh is left alone: same object, same bytes
+
+
+def test_an_unwelded_soup_of_overlapping_parts_with_flipped_faces_is_welded_and_turned_outwards():
+    """Like Thingi10K's castle kit: every face with its own vertices, parts overlapping, about half the faces
+    flipped. Welded by position and wound consistently, each closed part points outwards: the inside is the union."""
+    import trimesh
+
+    from ksc.meshio import consistently_wound
+    from ksc.sampling import inside_by_winding_number
+
+    first = trimesh.creation.box(extents=(2.0, 1.0, 1.0))
+    second = trimesh.creation.box(extents=(1.0, 0.8, 2.0))
+    second.apply_translation([0.3, 0.0, 0.6])  # overlapping, no face in a plane of the first's
+    second.invert()  # one whole part points inwards
+    parts = trimesh.util.concatenate([first.subdivide().subdivide(), second.subdivide().subdivide()])
+    faces = parts.faces.copy()
+    flip = np.random.default_rng(0).random(len(faces)) < 0.5
+    faces[flip] = faces[flip][:, ::-1]
+    corners = parts.vertices[faces].reshape(-1, 3)  # unwelded: three vertices of its own per face
+    soup = trimesh.Trimesh(corners, np.arange(len(corners)).reshape(-1, 3), process=False)
+    assert soup.is_winding_consistent  # no shared edges: nothing to judge before welding
+
+    repaired, flipped = consistently_wound(soup)
+    assert flipped > 0 and repaired.is_winding_consistent and len(repaired.faces) == len(soup.faces)
+    assert all(part.volume > 0 for part in repaired.split(only_watertight=False))
+    probes = np.random.default_rng(1).uniform(-1.2, 1.7, size=(4000, 3))
+    union = inside_by_winding_number(first.vertices, first.faces, probes) | inside_by_winding_number(
+        second.vertices, second.faces[:, ::-1], probes
+    )
+    assert np.array_equal(inside_by_winding_number(repaired.vertices, repaired.faces, probes), union)
