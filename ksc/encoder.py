@@ -14,6 +14,7 @@ import torch
 import trimesh
 
 from ksc import __version__
+from ksc.check import check_file
 from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
@@ -79,6 +80,8 @@ class TrainedMesh:
     final_loss: float
     started: float
     step_scales: dict[str, float]
+    unit_mesh: trimesh.Trimesh
+    """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
     """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
 
     def encode(self, bits: int, fine_tune: bool = True) -> EncodeResult:
@@ -187,7 +190,7 @@ def train_mesh(
         scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
     else:
         scales = {name: 1.0 for name, _ in model.named_parameters()}
-    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales)
+    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit)
 
 
 SURFACE_CHECK_POINTS = 65536
@@ -221,14 +224,28 @@ def encode_mesh(
     Parameters are those of :func:`train_mesh`, plus ``max_bytes``: the file
     may not be larger. The network is trained once; the largest weight bit
     width (``options.weight_bits`` or more, up to 12) whose file fits is kept.
-    Raises KscInputError when even 4 bits do not fit.
+    Raises KscInputError when even 4 bits do not fit, and when the file does
+    not describe the input (:func:`ksc.check.check_file`: its coarse decode is
+    far from the input's surface or inside).
     """
     options = options or EncodeOptions()
     if max_bytes is not None and max_bytes < 1:
         raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
     trained = train_mesh(mesh, options, device, on_step)
-    if max_bytes is None:
-        return trained.encode(options.weight_bits)
+    result = trained.encode(options.weight_bits) if max_bytes is None else _fit_bytes(trained, max_bytes)
+    check = check_file(result.data, trained.unit_mesh)
+    log.info("self-check of the file: %s", check.describe())
+    if not check.passed:
+        raise KscInputError(
+            f"the encoded file does not describe the input ({check.describe()}); the mesh may not enclose a"
+            " clear inside (open, self-overlapping or flipped faces), or the training failed: try another --seed"
+        )
+    return result
+
+
+def _fit_bytes(trained: TrainedMesh, max_bytes: int) -> EncodeResult:
+    """The file of ``trained`` at the most bits per weight (``options.weight_bits`` up to 12) that fits ``max_bytes``."""
+    options = trained.options
     # Sizes hardly change with fine-tuning: rank bit widths by a quick quantization, then confirm.
     smallest = None
     for bits in range(max(options.weight_bits, MAX_RATE_BITS), MIN_RATE_BITS - 1, -1):
