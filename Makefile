@@ -12,7 +12,7 @@ test: setup
 	.venv/bin/python -m pytest
 
 bench: setup
-	CPATH=/usr/include/eigen3 .venv/bin/python -m pip -q install -e ".[encode,test,bench]"
+	CPATH=/usr/include/eigen3 .venv/bin/python -m pip -q install -e ".[encode,batch,test,bench]"
 	.venv/bin/python benchmarks/codec.py
 	.venv/bin/python benchmarks/decode.py
 	.venv/bin/python benchmarks/distance.py

@@ -8,32 +8,24 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import click
 
 from ksc import __version__
-from ksc.config import (
-    ACTIVATION_NAMES,
-    DEFAULT_RESOLUTION,
-    DISTANCES,
-    FEATURE_BRANCHES,
-    MAX_RESOLUTION,
-    MIN_RESOLUTION,
-    PRESETS,
-    EncodeOptions,
-)
+from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
 from ksc.errors import KscError
 from ksc.format.report import describe_container
 from ksc.threads import keep_openmp_workers_spinning
 
-from .options import device_option, verbosity_options
+from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
 
-DEFAULTS = EncodeOptions()
-ENCODE_EXTRA = ("torch", "pysdf", "igl")
-"""Modules of the ``encode`` extra: `encode` and `compare` need them, decoding does not."""
+EXTRAS = {"torch": "encode", "pysdf": "encode", "igl": "encode", "dask": "batch", "distributed": "batch"}
+"""Modules of the extras, by the extra that installs them: `encode` and `compare` need torch, pysdf and
+libigl, `batch` needs dask.distributed too; decoding needs none."""
 
 
 class KscGroup(click.Group):
@@ -53,9 +45,10 @@ class KscGroup(click.Group):
         except MemoryError:
             _fail("out of memory (try a lower --resolution)")
         except ModuleNotFoundError as error:
-            if error.name not in ENCODE_EXTRA:
+            extra = EXTRAS.get((error.name or "").split(".")[0])
+            if extra is None:
                 raise
-            _fail(f"this command needs {error.name}, which the 'encode' extra installs: pip install 'ksc[encode]'")
+            _fail(f"this command needs {error.name}, which the '{extra}' extra installs: pip install 'ksc[{extra}]'")
 
 
 def _fail(message: str, status: int = 1):
@@ -79,125 +72,27 @@ def _read_bytes(path: str) -> bytes:
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
-@click.option("--spheres", default=DEFAULTS.model.spheres, show_default=True, help="Number of key spheres (M).")
-@click.option("--layers", default=DEFAULTS.model.layers, show_default=True, help="Hidden layers of the SDF network (K).")
-@click.option("--width", type=int, default=None, help="Units per hidden layer (Q); default: the preset's.")
+@encode_options
 @click.option(
-    "--frequencies",
-    default=DEFAULTS.model.frequencies,
-    show_default=True,
-    help="Octaves of Fourier features of the query point (0: the paper's network).",
+    "--threads", type=click.IntRange(min=1), default=None, help="Torch threads (default: one per core); the bytes depend on it."
 )
-@click.option(
-    "--features",
-    type=click.Choice(FEATURE_BRANCHES),
-    default=DEFAULTS.model.features,
-    show_default=True,
-    help="Sphere features: direct (DPFE, one 4->E layer) or latent (LPFE, a trained E-vector per sphere).",
-)
-@click.option(
-    "--feature-dim",
-    default=DEFAULTS.model.feature_dim,
-    show_default=True,
-    help="E, values per sphere feature (the paper's 29).",
-)
-@click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True)
-@click.option("--steps", default=DEFAULTS.train.steps, show_default=True, help="Training steps.")
-@click.option(
-    "--time-budget",
-    type=float,
-    default=None,
-    help="Stop the float training after this many seconds (not reproducible); fine-tuning follows.",
-)
-@click.option("--batch-size", default=DEFAULTS.train.batch_size, show_default=True)
-@click.option("--lr", "learning_rate", default=DEFAULTS.train.learning_rate, show_default=True, help="Peak learning rate.")
-@click.option("--samples", default=DEFAULTS.samples, show_default=True, help="Training points with their SDF.")
-@click.option(
-    "--distance",
-    type=click.Choice(DISTANCES),
-    default=DEFAULTS.distance,
-    show_default=True,
-    help="Training distances: exact (libigl AABB tree) or pysdf (faster, approximate: worse fits on thin meshes).",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(list(PRESETS)),
-    default="default",
-    show_default=True,
-    help="Rate point: "
-    + ", ".join(f"{name} {p.weight_bits}-bit width {p.width} ({p.typical_size})" for name, p in PRESETS.items())
-    + ".",
-)
-@click.option("--bits", type=int, default=None, help="Bits per quantized weight (2-16); overrides --preset.")
-@click.option(
-    "--max-bytes",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Never write more bytes: narrows the network to fit at 8 bits (unless --width is given),"
-    " then keeps the most bits per weight that fit.",
-)
-@click.option(
-    "--qat-steps", default=DEFAULTS.qat_steps, show_default=True, help="Quantization-aware fine-tuning steps (0: none)."
-)
-@click.option("--seed", default=DEFAULTS.seed, show_default=True)
 @device_option
 @verbosity_options
-def encode(
-    input_path,
-    output_path,
-    spheres,
-    layers,
-    width,
-    frequencies,
-    features,
-    feature_dim,
-    activation,
-    steps,
-    time_budget,
-    batch_size,
-    learning_rate,
-    samples,
-    distance,
-    preset,
-    bits,
-    max_bytes,
-    qat_steps,
-    seed,
-    device,
-    quiet,
-):
+def encode(input_path, output_path, threads, device, quiet, **settings):
     """Encode the mesh IN (.obj .ply .stl .off .glb) into the .ksc file OUT."""
-    from ksc.config import ModelConfig, TrainConfig
     from ksc.meshio import load_mesh, mesh_bytes, write_atomic
 
     mesh = load_mesh(input_path)  # a bad input fails before torch is imported
+    job = encode_job(settings)
+    import torch
+
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget
 
-    rate = PRESETS[preset]
-    options = EncodeOptions(
-        model=ModelConfig(
-            features=features,
-            spheres=spheres,
-            layers=layers,
-            width=width if width is not None else rate.width,
-            frequencies=frequencies,
-            feature_dim=feature_dim,
-            activation=activation,
-        ),
-        train=TrainConfig(
-            steps=steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            time_budget=time_budget,
-        ),
-        samples=samples,
-        distance=distance,
-        weight_bits=bits if bits is not None else rate.weight_bits,
-        qat_steps=qat_steps,
-        seed=seed,
-    )
-    if max_bytes is not None and width is None:
+    if threads:
+        torch.set_num_threads(threads)
+    options, max_bytes, steps = job.options, job.max_bytes, job.options.train.steps
+    if max_bytes is not None and job.fit_width:
         options = fit_width_to_budget(options, max_bytes)
     progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
     with progress:
@@ -212,6 +107,56 @@ def encode(
             f" {ply_size / size:.1f}x vs binary PLY ({ply_size} bytes); {result.spheres} spheres,"
             f" {result.stored_parameters} parameters at {result.weight_bits} bits, {result.seconds:.1f} s"
         )
+
+
+@main.command()
+@click.argument("in_dir", metavar="IN_DIR", type=click.Path(file_okay=False))
+@click.argument("out_dir", metavar="OUT_DIR", type=click.Path(file_okay=False, writable=True))
+@encode_options
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Address of a running Dask scheduler (tcp://host:8786); default: a local cluster on this machine.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Workers of the local cluster (default: the cores divided by --threads).",
+)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Torch threads per task.")
+@click.option("--measure", is_flag=True, help="Also score each file's decode against its input (Chamfer-L1, normal error).")
+@device_option
+@verbosity_options
+def batch(in_dir, out_dir, scheduler, workers, threads, measure, device, quiet, **settings):
+    """Encode every mesh under IN_DIR into OUT_DIR (same relative paths, .ksc) on Dask.
+
+    Resumable: outputs that exist, verify and were made with the same options are skipped. Each file's
+    outcome goes to OUT_DIR/manifest.csv and manifest.json; the exit status is 1 if any file failed.
+    With --scheduler the workers read the inputs and write the outputs themselves: give paths they share.
+    """
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from ksc.batch import find_meshes, run_batch
+
+    job = replace(encode_job(settings), threads=threads, measure=measure, device=device)
+    with tqdm(desc="meshes", unit="mesh", disable=quiet, total=len(find_meshes(in_dir))) as bar:
+
+        def on_file(row):
+            bar.update(1)
+            if row["status"] == "failed":
+                bar.write(f"ksc: error: {row['input']}: {row.get('error')}", file=sys.stderr)
+
+        report = run_batch(in_dir, out_dir, job, scheduler=scheduler, workers=workers, on_file=on_file)
+    if not quiet:
+        click.echo(
+            f"{in_dir} -> {out_dir}: {report.count('ok')} encoded, {report.count('skipped')} skipped,"
+            f" {report.count('failed')} failed in {report.seconds:.1f} s; manifest in {Path(out_dir) / 'manifest.csv'}"
+        )
+    if report.count("failed"):
+        raise SystemExit(1)
 
 
 @main.command()

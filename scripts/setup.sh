@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up ksc in ./.venv on a fresh Debian machine: Eigen headers for pysdf, the
-# pinned CPU build of torch, then ksc itself (editable) with its test tools.
+# pinned CPU build of torch, then ksc itself (editable) with its batch and test tools.
 # Safe to re-run; each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +29,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 # pysdf's setup.py misreads Eigen 3.4's version unless the headers are on CPATH.
-if ! "$VENV/bin/python" -c "import ksc.format, pysdf, igl" 2>/dev/null || [ pyproject.toml -nt "$VENV/.ksc-installed" ]; then
+if ! "$VENV/bin/python" -c "import ksc.format, pysdf, igl, distributed" 2>/dev/null || [ pyproject.toml -nt "$VENV/.ksc-installed" ]; then
     echo "setup: installing ksc and its dependencies"
-    CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[encode,test]"
+    CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[encode,batch,test]"
     touch "$VENV/.ksc-installed"
 fi

@@ -1,0 +1,158 @@
+"""``ksc batch`` throughput: the shared meshes through several Dask setups, a rerun, a projection for Thingi10K.
+
+Every setup encodes the 15 meshes of ../shared/meshes with the same short training (``--steps``,
+``--samples``) into a fresh folder: the default LocalCluster (``ksc batch``'s own sizing), 1 worker x 2
+torch threads, 2 workers x 1 thread, and an external scheduler with 2 workers started as separate processes
+(as ``dask scheduler`` / ``dask worker`` on other machines would be). Per setup: wall time, meshes per hour,
+and the overhead per task: wall time x task slots minus the tasks' own seconds, per task (cluster start,
+scheduling, idle slots at the end). Then a rerun of the finished default folder (every file skipped).
+Writes ``benchmarks/results/batch.{json,md}``. Run: ``.venv/bin/python benchmarks/batch.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import SHARED_MESHES, command_line, machine_description, markdown_table, write_results  # noqa: E402
+
+from ksc.batch import EncodeJob, run_batch  # noqa: E402
+from ksc.config import EncodeOptions, TrainConfig  # noqa: E402
+
+THINGI10K = 10_000
+
+
+def external_cluster(folder: Path, workers: int):
+    """Start ``dask scheduler`` and ``workers`` one-thread ``dask worker`` processes; (address, processes, seconds)."""
+    start = time.monotonic()
+    address_file = folder / "scheduler.json"
+    python = sys.executable
+    scheduler = [python, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(address_file), "--port", "0"]
+    processes = [subprocess.Popen([*scheduler, "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    while not (address_file.exists() and address_file.stat().st_size):
+        time.sleep(0.1)
+    address = json.loads(address_file.read_text())["address"]
+    for _ in range(workers):
+        command = [python, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard"]
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from dask.distributed import Client
+
+    with Client(address) as client:
+        client.wait_for_workers(workers)
+    return address, processes, time.monotonic() - start
+
+
+def measure(name: str, source: Path, out: Path, job: EncodeJob, slots: int, **where) -> dict:
+    report = run_batch(source, out, job, **where)
+    task_seconds = sum(row["seconds"] or 0.0 for row in report.rows if row["status"] == "ok")
+    tasks = len(report.rows)
+    row = {
+        "setup": name,
+        "slots": slots,
+        "meshes": tasks,
+        "ok": report.count("ok"),
+        "skipped": report.count("skipped"),
+        "failed": report.count("failed"),
+        "wall_s": report.seconds,
+        "meshes_per_hour": 3600.0 * tasks / report.seconds,
+        "task_s_median": statistics.median(row["seconds"] for row in report.rows if row["seconds"]) if tasks else None,
+        "overhead_per_task_s": (report.seconds * slots - task_seconds) / tasks if report.count("ok") else None,
+    }
+    print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+    return row
+
+
+COLUMNS = [
+    ("setup", "setup", "s"),
+    ("slots", "task slots", "d"),
+    ("meshes", "meshes", "d"),
+    ("ok", "encoded", "d"),
+    ("skipped", "skipped", "d"),
+    ("failed", "failed", "d"),
+    ("wall_s", "wall s", ".1f"),
+    ("meshes_per_hour", "meshes / hour", ".0f"),
+    ("task_s_median", "median task s", ".1f"),
+    ("overhead_per_task_s", "overhead / task s", ".2f"),
+]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000, help="Training steps of every encode (short on purpose).")
+    parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    args = parser.parse_args(argv)
+    if not args.meshes.is_dir():
+        raise SystemExit(f"benchmark data folder {args.meshes} is absent: it must sit beside the repository")
+    cores = len(os.sched_getaffinity(0))
+    job = EncodeJob(options=EncodeOptions(train=TrainConfig(steps=args.steps), samples=args.samples, qat_steps=args.steps // 10))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ksc-batch-") as scratch:
+        scratch = Path(scratch)
+        rows.append(measure("default LocalCluster", args.meshes, scratch / "default", job, cores))
+        two_threads = replace(job, threads=2)
+        rows.append(measure("LocalCluster, 1 worker x 2 threads", args.meshes, scratch / "w1t2", two_threads, 1, workers=1))
+        rows.append(measure("LocalCluster, 2 workers x 1 thread", args.meshes, scratch / "w2t1", job, 2, workers=2))
+        address, processes, started = external_cluster(scratch, 2)
+        try:
+            external = measure("external scheduler + 2 workers", args.meshes, scratch / "external", job, 2, scheduler=address)
+            external["cluster_start_s"] = started
+            rows.append(external)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
+        rows.append(measure("rerun of the default folder", args.meshes, scratch / "default", job, cores))
+    first = rows[0]
+    best = max(rows[:4], key=lambda r: r["meshes_per_hour"])
+    per_mesh_core_s = first["wall_s"] * cores / first["meshes"]
+    projection = [{"machines": n, "days": THINGI10K * per_mesh_core_s / (cores * n) / 86400.0} for n in (1, 10, 100, 1000)]
+    verdict = {
+        "default_vs_best": first["meshes_per_hour"] / best["meshes_per_hour"],
+        "best_setup": best["setup"],
+        "rerun_share": rows[-1]["wall_s"] / first["wall_s"],
+        "per_mesh_core_s": per_mesh_core_s,
+    }
+    import torch
+
+    machine = machine_description(torch.device("cpu"))
+    markdown = "\n".join(
+        [
+            "# `ksc batch`: throughput of Dask setups on this machine",
+            "",
+            f"Machine: {machine}, {cores} cores. Command: `{command_line().strip()}`. Every setup encodes the",
+            f"{first['meshes']} meshes of `{args.meshes.name}` with {args.steps} training steps and {args.samples} samples",
+            "(a short training, the same for all; a default encode trains 28 800 steps). Overhead per task: wall time",
+            "x task slots minus the tasks' own seconds, per task (cluster start, scheduling, idle slots at the end).",
+            f"The external scheduler's start (not in its wall time): {rows[3].get('cluster_start_s', float('nan')):.1f} s.",
+            "",
+            markdown_table(COLUMNS, rows),
+            "",
+            f"Default LocalCluster: {verdict['default_vs_best']:.3f}x the throughput of the best setup ({best['setup']});",
+            f"the rerun took {100 * verdict['rerun_share']:.1f} % of the first run's time.",
+            "",
+            f"## Thingi10K ({THINGI10K} meshes) at this training, from the measured {per_mesh_core_s:.0f} core-seconds per mesh",
+            "",
+            markdown_table([("machines", f"machines of {cores} cores", "d"), ("days", "days", ".2f")], projection),
+            "",
+            "A default encode trains 28 800 steps instead of these; its time per mesh is in `rd.md` (`encode s`).",
+        ]
+    )
+    payload = {"machine": machine, "command": command_line(), "rows": rows, "projection": projection, **verdict}
+    write_results("batch", payload, markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

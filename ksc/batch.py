@@ -1,0 +1,278 @@
+"""A folder of meshes -> a folder of ``.ksc`` files, on dask.distributed: resumable, one manifest line per file.
+
+Every mesh under the input folder (recursively, the formats :func:`ksc.meshio.load_mesh` reads) becomes a
+task that a Dask worker runs: read the mesh from the shared path, encode it with the batch's options, write
+``OUT_DIR/<same relative path>.ksc`` atomically and, with ``measure``, score its default decode against the
+input. The client writes ``manifest.csv`` and ``manifest.json`` after every finished file, so an interrupted
+batch loses no finished file, and a rerun skips each output that exists, passes :func:`ksc.decoder.verify`
+and was made with the same options (the manifest records their digest). A failing mesh (unreadable,
+degenerate, a training that collapsed, a worker that died) is recorded with its one-line error; the others
+go on.
+
+The bytes of an encode depend on the torch thread count: a batch task uses ``threads`` (default 1), so
+``ksc encode --threads 1`` reproduces a batch's files byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ksc import __version__
+from ksc.config import EncodeOptions
+from ksc.errors import KscError, KscInputError
+from ksc.meshio import MESH_INPUTS, write_atomic
+
+log = logging.getLogger(__name__)
+
+MANIFEST_CSV, MANIFEST_JSON = "manifest.csv", "manifest.json"
+COLUMNS = ("input", "output", "status", "input_bytes", "ksc_bytes", "ratio", "seconds", "chamfer_l1", "normal_error", "error")
+"""The manifest's columns: paths relative to the input and output folders, status ``ok``, ``skipped`` or ``failed``."""
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """What every task of a batch does (sent to the workers, so plain data).
+
+    ``max_bytes`` caps each file (with ``fit_width`` the network is first narrowed to fit, as
+    ``ksc encode --max-bytes`` does without ``--width``); ``threads`` torch threads per task;
+    ``measure`` adds Chamfer-L1 and normal error against the input; ``device`` as ``ksc encode --device``.
+    """
+
+    options: EncodeOptions = field(default_factory=EncodeOptions)
+    max_bytes: int | None = None
+    fit_width: bool = True
+    threads: int = 1
+    measure: bool = False
+    device: str = "auto"
+
+    def digest(self) -> str:
+        """A digest of everything that shapes the bytes (options, byte cap, threads): equal digests, equal files."""
+        record = {"options": asdict(self.options), "max_bytes": self.max_bytes, "fit_width": self.fit_width}
+        record["threads"] = self.threads
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class BatchReport:
+    """Rows of the manifest (dicts with :data:`COLUMNS`), in input order, and the batch's wall time."""
+
+    rows: list[dict]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(row["status"] == status for row in self.rows)
+
+
+def find_meshes(folder: str | os.PathLike) -> list[Path]:
+    """Every mesh file under ``folder`` (recursively), sorted; KscInputError if the folder is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise KscInputError(f"{folder}: no such folder")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MESH_INPUTS)
+
+
+def encode_file(source: str, target: str, job: EncodeJob) -> dict:
+    """Encode one mesh on a worker and write its file; never raises: the outcome is the returned row."""
+    start = time.monotonic()
+    row = {"status": "failed", "input_bytes": _size(source)}
+    try:
+        row.update(_encode(source, target, job))
+        row["status"] = "ok"
+    except (KscError, OSError) as error:
+        message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        row["error"] = _one_line(message.removeprefix(f"{source}: "))  # the manifest names the input
+    except Exception as error:  # a crash in training must not end the batch: record it
+        row["error"] = _one_line(f"{type(error).__name__}: {error}")
+    row["seconds"] = round(time.monotonic() - start, 3)
+    return row
+
+
+def _encode(source: str, target: str, job: EncodeJob) -> dict:
+    import torch
+
+    from ksc.device import resolve_device
+    from ksc.encoder import encode_mesh, fit_width_to_budget
+    from ksc.meshio import load_mesh
+
+    torch.set_num_threads(job.threads)
+    mesh = load_mesh(source)
+    options = job.options
+    if job.max_bytes is not None and job.fit_width:
+        options = fit_width_to_budget(options, job.max_bytes)
+    data = encode_mesh(mesh, options, resolve_device(job.device), max_bytes=job.max_bytes).data
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data)
+    row = {"ksc_bytes": len(data)}
+    if job.measure:
+        from ksc.decoder import decode_mesh
+        from ksc.metrics import compare_meshes
+
+        error = compare_meshes(mesh, decode_mesh(data))
+        row.update(chamfer_l1=error.chamfer_l1, normal_error=error.normal_error)
+    return row
+
+
+def run_batch(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    job: EncodeJob | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    on_file: Callable[[dict], None] | None = None,
+) -> BatchReport:
+    """Encode every mesh under ``in_dir`` into ``out_dir``; see the module.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); None starts a LocalCluster of
+        ``workers`` processes (default: the usable cores divided by ``job.threads``) with one task each.
+    on_file : callable, optional
+        Called with each manifest row as its file is finished or skipped (progress bars).
+    """
+    job = job or EncodeJob()
+    start = time.monotonic()
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    sources = find_meshes(in_dir)
+    if not sources:
+        raise KscInputError(f"{in_dir}: no mesh files ({', '.join(MESH_INPUTS)}) under it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    digest = job.digest()
+    previous = _previous_rows(out_dir, digest)
+    rows: dict[str, dict] = {}
+    pending = []
+    for source in sources:
+        relative = source.relative_to(in_dir)
+        base = {"input": relative.as_posix(), "output": relative.with_suffix(".ksc").as_posix()}
+        skipped = _skip(out_dir / base["output"], previous.get(base["input"]))
+        if skipped is not None:
+            rows[base["input"]] = {**base, **skipped, "status": "skipped", "input_bytes": _size(source)}
+            if on_file:
+                on_file(rows[base["input"]])
+        else:
+            pending.append((source, base))
+    order = [source.relative_to(in_dir).as_posix() for source in sources]
+
+    def report() -> BatchReport:
+        return BatchReport([_complete(rows[name]) for name in order if name in rows], time.monotonic() - start)
+
+    try:
+        if pending:
+            for base, row in _run_tasks(pending, out_dir, job, scheduler, workers):
+                rows[base["input"]] = {**base, **row}
+                _write_manifest(out_dir, report(), job, digest)
+                if on_file:
+                    on_file(rows[base["input"]])
+    finally:
+        _write_manifest(out_dir, report(), job, digest)
+    return report()
+
+
+def _run_tasks(pending, out_dir: Path, job: EncodeJob, scheduler: str | None, workers: int | None):
+    """Yield (base row, outcome row) as each task finishes, on the given scheduler or a LocalCluster."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines would drown the progress bar
+    if scheduler is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        count = workers or max(1, cores // max(1, job.threads))
+        count = min(count, len(pending))
+        log.info("local Dask cluster: %d workers, one task and %d torch thread(s) each", count, job.threads)
+        cluster = LocalCluster(
+            n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+        )
+    else:
+        cluster = None
+    try:
+        with Client(cluster if cluster is not None else scheduler) as client:
+            futures = {}
+            for source, base in pending:
+                target = out_dir / base["output"]
+                future = client.submit(encode_file, str(source.resolve()), str(target.resolve()), job, pure=False)
+                futures[future] = base
+            for future in as_completed(futures):
+                base = futures[future]
+                try:
+                    row = future.result()
+                except Exception as error:  # the worker died (KilledWorker) or the task could not run
+                    row = {"status": "failed", "error": _one_line(f"{type(error).__name__}: {error}")}
+                yield base, row
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _previous_rows(out_dir: Path, digest: str) -> dict[str, dict]:
+    """The finished rows of an earlier run with the same options digest, by input path (none if unreadable)."""
+    try:
+        manifest = json.loads((out_dir / MANIFEST_JSON).read_text())
+        if manifest.get("options_digest") != digest:
+            return {}
+        return {row["input"]: row for row in manifest["files"] if row.get("status") in ("ok", "skipped")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _skip(target: Path, previous: dict | None) -> dict | None:
+    """The row to keep for an output that needs no new encode, or None: it must exist, be the size the
+    earlier run recorded and pass :func:`ksc.decoder.verify`."""
+    if previous is None or not target.is_file():
+        return None
+    from ksc.decoder import verify
+
+    try:
+        data = target.read_bytes()
+        if len(data) != previous.get("ksc_bytes"):
+            return None
+        verify(data)
+    except (KscError, OSError):
+        return None
+    kept = {key: previous.get(key) for key in ("ksc_bytes", "chamfer_l1", "normal_error")}
+    return {**kept, "seconds": previous.get("seconds")}
+
+
+def _complete(row: dict) -> dict:
+    """A manifest row with every column, the ratio filled in."""
+    row = {key: row.get(key) for key in COLUMNS}
+    if row["ksc_bytes"] and row["input_bytes"]:
+        row["ratio"] = round(row["input_bytes"] / row["ksc_bytes"], 2)
+    return row
+
+
+def _write_manifest(out_dir: Path, report: BatchReport, job: EncodeJob, digest: str) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report.rows)
+    write_atomic(out_dir / MANIFEST_CSV, text.getvalue().encode())
+    summary = {
+        "ksc": __version__,
+        "options": asdict(job.options),
+        "max_bytes": job.max_bytes,
+        "threads": job.threads,
+        "options_digest": digest,
+        "counts": {status: report.count(status) for status in ("ok", "skipped", "failed")},
+        "seconds": round(report.seconds, 3),
+        "files": report.rows,
+    }
+    write_atomic(out_dir / MANIFEST_JSON, (json.dumps(summary, indent=2) + "\n").encode())
+
+
+def _size(path) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split())
