@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 MANIFEST_CSV, MANIFEST_JSON = "manifest.csv", "manifest.json"
 COLUMNS = ("input", "output", "status", "input_bytes", "ksc_bytes", "ratio", "seconds", "chamfer_l1", "normal_error", "error")
 """The manifest's columns: paths relative to the input and output folders, status ``ok``, ``skipped`` or ``failed``."""
+TIMING = ("input", "worker", "started", "finished")
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,16 @@ class EncodeJob:
 
 @dataclass
 class BatchReport:
-    """Rows of the manifest (dicts with :data:`COLUMNS`), in input order, and the batch's wall time."""
+    """Rows of the manifest (dicts with :data:`COLUMNS`), in input order, and the batch's wall time.
+
+    ``tasks`` holds, for each file encoded in this run, where and when it ran: ``input``, ``worker``
+    (host:pid), ``started`` and ``finished`` (epoch seconds); ``began`` is when the run began (epoch).
+    """
 
     rows: list[dict]
     seconds: float
+    tasks: list[dict] = field(default_factory=list)
+    began: float = 0.0
 
     def count(self, status: str) -> int:
         return sum(row["status"] == status for row in self.rows)
@@ -83,7 +91,8 @@ def find_meshes(folder: str | os.PathLike) -> list[Path]:
 def encode_file(source: str, target: str, job: EncodeJob) -> dict:
     """Encode one mesh on a worker and write its file; never raises: the outcome is the returned row."""
     start = time.monotonic()
-    row = {"status": "failed", "input_bytes": _size(source)}
+    row = {"status": "failed", "input_bytes": _size(source), "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    row["started"] = time.time()
     try:
         row.update(_encode(source, target, job))
         row["status"] = "ok"
@@ -93,6 +102,7 @@ def encode_file(source: str, target: str, job: EncodeJob) -> dict:
     except Exception as error:  # a crash in training must not end the batch: record it
         row["error"] = _one_line(f"{type(error).__name__}: {error}")
     row["seconds"] = round(time.monotonic() - start, 3)
+    row["finished"] = time.time()
     return row
 
 
@@ -140,7 +150,7 @@ def run_batch(
         Called with each manifest row as its file is finished or skipped (progress bars).
     """
     job = job or EncodeJob()
-    start = time.monotonic()
+    start, began = time.monotonic(), time.time()
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = find_meshes(in_dir)
     if not sources:
@@ -163,7 +173,9 @@ def run_batch(
     order = [source.relative_to(in_dir).as_posix() for source in sources]
 
     def report() -> BatchReport:
-        return BatchReport([_complete(rows[name]) for name in order if name in rows], time.monotonic() - start)
+        tasks = [{key: rows[name].get(key) for key in TIMING} for name in order if name in rows and "started" in rows[name]]
+        complete = [_complete(rows[name]) for name in order if name in rows]
+        return BatchReport(complete, time.monotonic() - start, tasks, began)
 
     try:
         if pending:
@@ -195,7 +207,9 @@ def _run_tasks(pending, out_dir: Path, job: EncodeJob, scheduler: str | None, wo
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
             futures = {}
-            for source, base in pending:
+            # Largest inputs first (Dask runs a client's tasks in the order submitted): the long encodes
+            # start early and the short ones fill the slots at the end, instead of one slot idling.
+            for source, base in sorted(pending, key=lambda item: -(_size(item[0]) or 0)):
                 target = out_dir / base["output"]
                 future = client.submit(encode_file, str(source.resolve()), str(target.resolve()), job, pure=False)
                 futures[future] = base

@@ -68,6 +68,7 @@ def test_a_folder_on_a_local_cluster_then_a_rerun_that_skips(tmp_path):
         assert data == single_encode(source / name)  # the same bytes as one encode with one torch thread
         assert int(rows[name]["ksc_bytes"]) == len(data)
         assert float(rows[name]["ratio"]) == pytest.approx((source / name).stat().st_size / len(data), rel=0.01)
+    assert len(report.tasks) == 3 and all(t["started"] <= t["finished"] for t in report.tasks)
     summary = json.loads((out / MANIFEST_JSON).read_text())
     assert summary["counts"] == {"ok": 2, "skipped": 0, "failed": 1}
 
@@ -76,6 +77,7 @@ def test_a_folder_on_a_local_cluster_then_a_rerun_that_skips(tmp_path):
     statuses = {row["input"]: row["status"] for row in again.rows}
     assert statuses == {"sub/ball.obj": "skipped", "sub/flat.obj": "failed", "torus.ply": "skipped"}
     assert time.monotonic() - started < report.seconds  # only the failed file ran again
+    assert [t["input"] for t in again.tasks] == ["sub/flat.obj"]
 
     (out / "torus.ksc").write_bytes((out / "torus.ksc").read_bytes()[:-9])  # a truncated output is made again
     other = replace(job, options=replace(OPTIONS, seed=1))  # other options: every file is made again
