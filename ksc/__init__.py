@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-__version__ = "0.14.0"
+__version__ = "0.15.0"
 __all__ = ["encode", "decode", "info", "__version__"]
 
 

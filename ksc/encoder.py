@@ -238,7 +238,8 @@ def encode_mesh(
     if not check.passed:
         raise KscInputError(
             f"the encoded file does not describe the input ({check.describe()}); the mesh may not enclose a"
-            " clear inside (open, self-overlapping or flipped faces), or the training failed: try another --seed"
+            " clear inside (open, self-overlapping or flipped faces), the budget is too small for it, or the training"
+            " failed: try another --seed or more bytes"
         )
     return result
 
