@@ -4,9 +4,9 @@ Inputs: the open scan, the mesh with holes and the triangle soup of
 ../shared/meshes, plus files made here: empty, a point cloud, NaN and infinite
 coordinates, zero area, an open plane, and a 2-million-face torus. Each
 command runs in its own process; its exit status, first error line, wall time
-and peak resident memory (``os.wait4``) are recorded. Meshes that encode are
-decoded at 256^3 and compared with the input (``ksc.metrics``; IoU uses the
-input's generalized winding number, so it is defined for open meshes too).
+and peak resident memory are recorded. Meshes that encode are decoded with
+``ksc decode``'s defaults and compared with the input (``ksc.metrics``; IoU uses
+the input's generalized winding number, so it is defined for open meshes too).
 Writes ``benchmarks/results/messy_inputs.{json,md}``.
 Run: ``.venv/bin/python benchmarks/messy_inputs.py [--steps N]``.
 """
