@@ -17,11 +17,10 @@ import json
 import logging
 import math
 
-import igl
 import numpy as np
 import trimesh
 
-from ksc.metrics import compare_meshes
+from ksc.metrics import compare_meshes, surface_distances
 from ksc.normalize import Transform
 from ksc.sampling import sample_surface
 
@@ -147,9 +146,9 @@ class DracoRival:
             cand_f = np.ascontiguousarray(triangles, dtype=np.int64)
             rng = np.random.default_rng(1)
             cand_samples = sample_surface(trimesh.Trimesh(cand_v, cand_f, process=False), SELECTION_SAMPLES, rng)
-            to_cand, _, _ = igl.point_mesh_squared_distance(self._ref_samples, cand_v, cand_f)
-            to_ref, _, _ = igl.point_mesh_squared_distance(cand_samples, self._ref_v, self._ref_f)
-            self._errors[key] = float((np.sqrt(to_cand).mean() + np.sqrt(to_ref).mean()) / 2.0)
+            to_cand, _ = surface_distances(self._ref_samples, cand_v, cand_f)
+            to_ref, _ = surface_distances(cand_samples, self._ref_v, self._ref_f)
+            self._errors[key] = float((to_cand.mean() + to_ref.mean()) / 2.0)
         return self._errors[key]
 
     def decoded(self, decimator: str, faces: int, bits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import igl
 import numpy as np
 import trimesh
 
 from ksc.decoder import load_field
 from ksc.extract import extract_mesh
 from ksc.field import one_blas_thread
+from ksc.metrics import surface_distances, volume_iou
 from ksc.sampling import inside_by_winding_number, sample_surface
 
 CHECK_RESOLUTION = 96
@@ -77,15 +77,12 @@ def check_file(data: bytes, unit_mesh: trimesh.Trimesh, seed: int = 0) -> FileCh
         inside_file = decoded.field(probes.astype(np.float32)) > 0.0
     ref_v = np.ascontiguousarray(unit_mesh.vertices, dtype=np.float64)
     ref_f = np.ascontiguousarray(unit_mesh.faces, dtype=np.int64)
-    inside_input = inside_by_winding_number(ref_v, ref_f, probes)
-    union = np.count_nonzero(inside_file | inside_input)
-    iou = np.count_nonzero(inside_file & inside_input) / union if union else 1.0
+    iou = volume_iou(inside_file, inside_by_winding_number(ref_v, ref_f, probes))
     if len(extraction.faces) == 0:
-        return FileCheck(chamfer_l1=float("inf"), iou=float(iou))
+        return FileCheck(chamfer_l1=float("inf"), iou=iou)
     cand_v, cand_f = extraction.vertices, extraction.faces
     ref_points = sample_surface(unit_mesh, CHECK_SAMPLES, rng)
     cand_points = sample_surface(trimesh.Trimesh(cand_v, cand_f, process=False), CHECK_SAMPLES, rng)
-    to_cand, _, _ = igl.point_mesh_squared_distance(ref_points, cand_v, cand_f)
-    to_ref, _, _ = igl.point_mesh_squared_distance(cand_points, ref_v, ref_f)
-    chamfer = (np.sqrt(to_cand).mean() + np.sqrt(to_ref).mean()) / 2.0
-    return FileCheck(chamfer_l1=float(chamfer), iou=float(iou))
+    to_cand, _ = surface_distances(ref_points, cand_v, cand_f)
+    to_ref, _ = surface_distances(cand_points, ref_v, ref_f)
+    return FileCheck(chamfer_l1=float((to_cand.mean() + to_ref.mean()) / 2.0), iou=iou)

@@ -80,9 +80,9 @@ class TrainedMesh:
     final_loss: float
     started: float
     step_scales: dict[str, float]
+    """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
     unit_mesh: trimesh.Trimesh
     """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
-    """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
 
     def encode(self, bits: int, fine_tune: bool = True) -> EncodeResult:
         """The ``.ksc`` bytes at ``bits`` per weight, after quantization-aware fine-tuning unless ``fine_tune`` is False.

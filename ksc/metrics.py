@@ -66,10 +66,8 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
 
     ref_points, ref_faces = sample_surface(_unit(ref_v, ref_f), CHAMFER_SAMPLES, rng, return_faces=True)
     cand_points, cand_faces = sample_surface(_unit(cand_v, cand_f), CHAMFER_SAMPLES, rng, return_faces=True)
-    squared, nearest_cand, _ = igl.point_mesh_squared_distance(ref_points, cand_v, cand_f)
-    to_cand = np.sqrt(squared)
-    squared, nearest_ref, _ = igl.point_mesh_squared_distance(cand_points, ref_v, ref_f)
-    to_ref = np.sqrt(squared)
+    to_cand, nearest_cand = surface_distances(ref_points, cand_v, cand_f)
+    to_ref, nearest_ref = surface_distances(cand_points, ref_v, ref_f)
     ref_normals, cand_normals = face_normals(ref_v, ref_f), face_normals(cand_v, cand_f)
     angles = (
         _angles(ref_normals[ref_faces], cand_normals[nearest_cand]).mean()
@@ -80,16 +78,27 @@ def compare_meshes(reference: trimesh.Trimesh, candidate: trimesh.Trimesh, seed:
     wound = consistently_wound(trimesh.Trimesh(ref_v, ref_f, process=False))[0]
     inside_ref = inside_by_winding_number(wound.vertices, wound.faces, probes)
     inside_cand = inside_by_winding_number(cand_v, cand_f, probes)
-    union = np.count_nonzero(inside_ref | inside_cand)
-    iou = np.count_nonzero(inside_ref & inside_cand) / union if union else 1.0
 
     return MeshError(
         chamfer_l1=float((to_cand.mean() + to_ref.mean()) / 2.0),
         hausdorff=float(max(to_cand.max(), to_ref.max())),
-        iou=float(iou),
+        iou=volume_iou(inside_ref, inside_cand),
         p99=float(max(np.percentile(to_cand, 99), np.percentile(to_ref, 99))),
         normal_error=float(angles),
     )
+
+
+def surface_distances(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances (N,) from ``points`` (N, 3) to the surface of ``vertices`` (V, 3) float64 and ``faces``
+    (F, 3) int64 (libigl's AABB tree), and the index (N,) of each point's nearest face."""
+    squared, nearest, _ = igl.point_mesh_squared_distance(points, vertices, faces)
+    return np.sqrt(squared), nearest
+
+
+def volume_iou(inside_a: np.ndarray, inside_b: np.ndarray) -> float:
+    """Intersection over union of two boolean (N,) inside masks of the same probes (1 when both are empty)."""
+    union = np.count_nonzero(inside_a | inside_b)
+    return float(np.count_nonzero(inside_a & inside_b) / union) if union else 1.0
 
 
 def _angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
