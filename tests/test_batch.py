@@ -85,6 +85,26 @@ def test_a_folder_on_a_local_cluster_then_a_rerun_that_skips(tmp_path):
     assert {r["status"] for r in run_batch(source / "sub", out, other, workers=1).rows} == {"ok", "failed"}
 
 
+def test_a_batch_killed_before_its_manifest_was_written_resumes_from_its_journal(tmp_path, monkeypatch):
+    import ksc.batch
+
+    source, out = make_folder(tmp_path), tmp_path / "out"
+    job = EncodeJob(options=OPTIONS)
+    with monkeypatch.context() as patch:  # as if the client died after the tasks, before any manifest write
+        patch.setattr(ksc.batch, "_write_manifest", lambda *args, **kwargs: None)
+        run_batch(source, out, job, workers=1)
+    assert not (out / MANIFEST_JSON).exists()
+    journal = [json.loads(line) for line in (out / ksc.batch.JOURNAL).read_text().splitlines()]
+    assert sorted(row["input"] for row in journal) == ["sub/ball.obj", "sub/flat.obj", "torus.ply"]
+    again = run_batch(source, out, job, workers=1)
+    assert {row["input"]: row["status"] for row in again.rows} == {
+        "sub/ball.obj": "skipped",
+        "sub/flat.obj": "failed",
+        "torus.ply": "skipped",
+    }
+    assert not (out / ksc.batch.JOURNAL).exists() and manifest(out)["torus.ply"]["status"] == "skipped"
+
+
 QUICK_FLAGS = ["--spheres", "16", "--layers", "3", "--width", "16", "--steps", "150", "--samples", "20000", "--qat-steps", "20"]
 
 
