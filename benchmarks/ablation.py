@@ -3,9 +3,12 @@
 Each variant changes one thing from the default preset (8-bit weights after
 quantization-aware fine-tuning, 64 key spheres, DPFE branch with 8 features, 6 octaves
 of Fourier features of the query point, 5 x 34 MLP, 28800 steps of 2048 points) and is
-encoded from scratch with its own training, decoded at 256^3 and measured with
-``ksc.metrics`` against the input. A variant pays if it lowers Chamfer-L1 at no more
-bytes, or keeps it at fewer bytes or less encode time. ``--variants`` and ``--suffix``
+encoded from scratch with its own training, decoded as ``ksc decode`` does by default and
+measured with ``ksc.metrics`` against the input. A variant pays if it lowers Chamfer-L1 at no
+more bytes, or keeps it at fewer bytes or less encode time. Where ``benchmarks/rd.py`` has
+searched the full rival for a mesh (``benchmarks/.cache/rival/``), every row also gets its
+BD-rate against Draco's curve (the byte difference at the row's Chamfer-L1), which compares
+variants of different sizes on one scale. ``--variants`` and ``--suffix``
 run a few variants into their own table. Quantization-aware fine-tuning is ablated in
 ``benchmarks/rd.py`` (8 bits with and without it, every mesh). Writes
 ``benchmarks/results/ablation[-SUFFIX].{json,md}``.
@@ -29,8 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    CACHE,
+    MESH_FOLDERS,
     RESULTS,
-    SHARED_MESHES,
     add_parallel_options,
     command_line,
     machine_description,
@@ -41,15 +45,16 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
+from rival import bd_rate  # noqa: E402
 
+from ksc.check import check_file  # noqa: E402
 from ksc.config import PRESETS, EncodeOptions  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
-from ksc.encoder import encode_mesh  # noqa: E402
-from ksc.errors import KscError  # noqa: E402
+from ksc.encoder import train_mesh  # noqa: E402
+from ksc.errors import KscError, KscInputError  # noqa: E402
 from ksc.meshio import load_mesh  # noqa: E402
 from ksc.metrics import compare_meshes  # noqa: E402
 
-RESOLUTION = 256
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj")
 
 
@@ -127,21 +132,48 @@ VARIANTS = {
         model_features="latent", model_feature_dim=8, model_weighting="inverse", model_layers=6, model_width=28
     ),
     "equal steps (every tensor at its RMS step, ksc 0.12)": _variant(allocate_steps=False),
+    "width 42, half of the hidden weights pruned (about the default's bytes)": _variant(model_width=42, train_prune=0.5),
+    "width 37, a quarter of the hidden weights pruned (about the default's bytes)": _variant(model_width=37, train_prune=0.25),
 }
 
 
-def run_variant(mesh, name: str, options: EncodeOptions) -> dict:
-    """One encode and decode; a network the encoder or decoder refuses (collapsed, no surface) is a row too."""
-    row = {"variant": name, "bytes": None, "parameters": None}
+def run_variant(mesh, name: str, options: EncodeOptions, also_bits: tuple[int, ...] = ()) -> list[dict]:
+    """One training, encoded at the variant's bits and at each of ``also_bits`` (rows named ``NAME @ B bits``),
+    each file checked as :func:`ksc.encoder.encode_mesh` checks it, decoded and measured; a network the encoder
+    or decoder refuses (collapsed, no surface) is a row too."""
     start = time.perf_counter()
     try:
-        result = encode_mesh(mesh, options)
-        row.update(bytes=len(result.data), parameters=result.stored_parameters, encode_s=time.perf_counter() - start)
-        error = compare_meshes(mesh, decode_mesh(result.data, RESOLUTION, faces=0))  # marching cubes, as in the tables
+        trained = train_mesh(mesh, options)
     except KscError as failure:
-        row.setdefault("encode_s", time.perf_counter() - start)
-        return {**row, "chamfer_l1": float("inf"), "error": str(failure)}
-    return {**row, **error.to_dict()}
+        return [
+            {
+                "variant": name,
+                "bytes": None,
+                "parameters": None,
+                "encode_s": time.perf_counter() - start,
+                "chamfer_l1": float("inf"),
+                "error": str(failure),
+            }
+        ]
+    trained_s = time.perf_counter() - start
+    rows = []
+    for bits in (options.weight_bits, *also_bits):
+        label = name if bits == options.weight_bits else f"{name} @ {bits} bits"
+        row = {"variant": label, "bytes": None, "parameters": None}
+        begun = time.perf_counter()
+        try:
+            result = trained.encode(bits)
+            row.update(
+                bytes=len(result.data), parameters=result.stored_parameters, encode_s=trained_s + time.perf_counter() - begun
+            )
+            check = check_file(result.data, trained.unit_mesh)
+            if not check.passed:
+                raise KscInputError(f"the encoded file does not describe the input ({check.describe()})")
+            rows.append({**row, **compare_meshes(mesh, decode_mesh(result.data)).to_dict()})  # as `ksc decode` does
+        except KscError as failure:
+            row.setdefault("encode_s", trained_s)
+            rows.append({**row, "chamfer_l1": float("inf"), "error": str(failure)})
+    return rows
 
 
 COLUMNS = [
@@ -152,6 +184,9 @@ COLUMNS = [
     ("parameters", "stored parameters", "d"),
     ("chamfer_l1", "Chamfer-L1", ".5f"),
     ("cd_vs_default", "Chamfer-L1 / default", ".2f"),
+    ("bd_rate", "BD-rate vs Draco", "+.1%"),
+    ("p99", "p99", ".4f"),
+    ("normal_error", "normal °", ".2f"),
     ("iou", "IoU", ".4f"),
     ("encode_s", "encode s", ".0f"),
     ("error", "failure", "s"),
@@ -161,7 +196,7 @@ COLUMNS = [
 def summarize(rows: list[dict]) -> list[dict]:
     """Per variant: median bytes, Chamfer-L1 ratio to the default on the same mesh, encode time."""
     summary = []
-    for name in VARIANTS:
+    for name in dict.fromkeys(r["variant"] for r in rows):
         members = [r for r in rows if r["variant"] == name and "iou" in r]  # failed encodes have no metrics
         if members:
             summary.append(
@@ -170,6 +205,7 @@ def summarize(rows: list[dict]) -> list[dict]:
                     "runs": len(members),
                     "median_bytes": statistics.median(r["bytes"] for r in members),
                     "median_ratio": statistics.median(r["cd_vs_default"] for r in members),
+                    "median_bd_rate": _median_or_none([r.get("bd_rate") for r in members]),
                     "median_iou": statistics.median(r["iou"] for r in members),
                     "median_encode_s": statistics.median(r["encode_s"] for r in members),
                 }
@@ -177,11 +213,29 @@ def summarize(rows: list[dict]) -> list[dict]:
     return summary
 
 
+def _median_or_none(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def rival_bd_rate(mesh_name: str, size: int, chamfer_l1: float) -> float | None:
+    """BD-rate of one (bytes, Chamfer-L1) point against the rival's cached curve for ``mesh_name`` (None if uncached)."""
+    import json
+
+    try:
+        stored = json.loads((CACHE / "rival" / f"{Path(mesh_name).stem}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    theirs = [(p["bytes"], p["chamfer_l1"]) for p in [*stored.get("curve", []), *stored.get("best", {}).values()] if p]
+    rate = bd_rate([(size, chamfer_l1)], theirs)
+    return None if rate is None else rate[0]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=list(DEFAULT_MESHES), help="Mesh file names to run.")
     parser.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="Variants to run (default: all).")
-    parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    parser.add_argument("--meshes", type=Path, nargs="+", default=list(MESH_FOLDERS), help="Mesh folders (default: both).")
     parser.add_argument("--suffix", default="", help="Results go to ablation-SUFFIX.{json,md}.")
     add_parallel_options(parser, "Encodes")
     parser.add_argument(
@@ -192,12 +246,30 @@ def main(argv=None) -> None:
         help="Encode every mesh and variant once per seed (added to the variant's own), each compared with that seed's default.",
     )
     parser.add_argument(
+        "--also-bits",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Also encode every training at these weight bits (rows 'VARIANT @ B bits'): a short curve per training.",
+    )
+    parser.add_argument(
         "--reuse-default",
         metavar="NAME",
         help="Take the default rows from results/NAME.json (same machine and encoder) instead of encoding them again; "
         "NAME may be an ablation's results or rd.py's (its 'ksc default' rows, seed 0 unless its command gave --seed).",
     )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="Rewrite results/ablation-SUFFIX.{json,md} from its own rows (new tables, no encodes).",
+    )
     args = parser.parse_args(argv)
+    if args.rescore:
+        import json
+
+        payload = json.loads((RESULTS / f"{results_name('ablation', args.suffix)}.json").read_text())
+        save(payload["rows"], payload["machine"], results_name("ablation", args.suffix), payload["command"])
+        return
     import torch
 
     set_torch_threads(args.threads)
@@ -207,7 +279,7 @@ def main(argv=None) -> None:
     names = args.variants or list(VARIANTS)
     if "default" not in names:
         names.insert(0, "default")
-    paths = [p for p in shared_meshes(args.meshes) if p.name in args.only]
+    paths = [p for folder in args.meshes for p in shared_meshes(folder) if p.name in args.only]
     reused = _default_rows(args.reuse_default) if args.reuse_default else {}
     tasks = [
         (path, name, seed)
@@ -218,11 +290,14 @@ def main(argv=None) -> None:
     ]
     stem = results_name("ablation", args.suffix)
     rows = []
-    results = _with_reused(map_in_order(_run_task, tasks, args.jobs, args.threads), reused)
+    tasks = [(*task, tuple(args.also_bits)) for task in tasks]
+    finished = (row for rows_of_task in map_in_order(_run_task, tasks, args.jobs, args.threads) for row in rows_of_task)
+    results = _with_reused(finished, reused)
     for row in results:  # in task order, so each mesh and seed's default comes before its variants
         if row["variant"] == "default":
             baseline = row["chamfer_l1"]
-        rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline})
+        rate = rival_bd_rate(row["mesh"], row["bytes"], row["chamfer_l1"]) if row.get("bytes") and "iou" in row else None
+        rows.append({**row, "cd_vs_default": row["chamfer_l1"] / baseline, "bd_rate": rate})
         print(markdown_table(COLUMNS, rows[-1:]).splitlines()[-1], flush=True)
         save(rows, machine, stem)
 
@@ -230,8 +305,9 @@ def main(argv=None) -> None:
 def _default_rows(name: str) -> dict[tuple[str, int], dict]:
     """The default rows of an earlier results/NAME.json, by (mesh, seed).
 
-    An rd.py result (rows with a ``codec``) gives its ``ksc default`` rows: the
-    default preset is :class:`EncodeOptions`' defaults, what the ablation's default encodes.
+    An rd.py result (rows with a ``preset``) gives its ``default`` rows: the
+    default preset is :class:`EncodeOptions`' defaults, what the ablation's default encodes,
+    decoded as the ablation decodes.
     """
     import json
 
@@ -240,12 +316,12 @@ def _default_rows(name: str) -> dict[tuple[str, int], dict]:
         raise SystemExit(f"--reuse-default: no {path} (give a results name such as ablation-average or rd)")
     payload = json.loads(path.read_text())
     rows = payload["rows"]
-    if rows and "codec" in rows[0]:
+    if rows and "preset" in rows[0]:
         seed = _rd_seed(payload["command"])
         rows = [
             {"mesh": row["mesh"], "seed": seed, "variant": "default", "parameters": None, **_measured(row)}
             for row in rows
-            if row["codec"] == "ksc default"
+            if row["preset"] == "default" and "chamfer_l1" in row
         ]
     return {
         (row["mesh"], row.get("seed", 0)): {"seed": 0, **{k: v for k, v in row.items() if k != "cd_vs_default"}}
@@ -262,7 +338,7 @@ def _rd_seed(command: str) -> int:
 
 def _measured(row: dict) -> dict:
     """The fields of an rd.py row that an ablation row has too."""
-    return {key: row[key] for key in ("bytes", "encode_s", "chamfer_l1", "hausdorff", "iou") if key in row}
+    return {key: row[key] for key in ("bytes", "encode_s", "chamfer_l1", "hausdorff", "iou", "p99", "normal_error") if key in row}
 
 
 def _with_reused(results, reused: dict[tuple[str, int], dict]):
@@ -279,35 +355,82 @@ def _load(path: Path):
     return load_mesh(path)
 
 
-def _run_task(path: Path, name: str, seed: int) -> dict:
+def _run_task(path: Path, name: str, seed: int, also_bits: tuple[int, ...] = ()) -> list[dict]:
     options = replace(VARIANTS[name], seed=VARIANTS[name].seed + seed)
-    return {"mesh": path.name, "seed": seed, **run_variant(_load(path), name, options)}
+    return [{"mesh": path.name, "seed": seed, **row} for row in run_variant(_load(path), name, options, also_bits)]
 
 
-def save(rows: list[dict], machine: str, name: str) -> None:
-    command = command_line()
+def base_variant(label: str) -> str:
+    """The variant a row's label names, without its `` @ B bits`` (rows of ``--also-bits``)."""
+    return label.split(" @ ", 1)[0]
+
+
+def curve_rates(rows: list[dict]) -> list[dict]:
+    """Per mesh, seed and variant other than the default: the BD-rate of the variant's points (its bits and
+    ``--also-bits``) against the default's points on the same mesh and seed (negative: fewer bytes for the same
+    Chamfer-L1); None where either has no measured point."""
+    rates = []
+    for mesh, seed in dict.fromkeys((r["mesh"], r.get("seed", 0)) for r in rows):
+        ours = [r for r in rows if r["mesh"] == mesh and r.get("seed", 0) == seed and "iou" in r]
+        points = {}
+        for r in ours:
+            points.setdefault(base_variant(r["variant"]), []).append((r["bytes"], r["chamfer_l1"]))
+        for name, variant_points in points.items():
+            if name != "default" and "default" in points:
+                rate = bd_rate(variant_points, points["default"])
+                rates.append({"mesh": mesh, "seed": seed, "variant": name, "bd_vs_default": rate and rate[0]})
+                rates[-1]["kind"] = rate and rate[1]
+    return rates
+
+
+def save(rows: list[dict], machine: str, name: str, command: str | None = None) -> None:
+    command = command or command_line()
     summary_columns = [
         ("variant", "variant", "s"),
         ("runs", "runs (meshes x seeds)", "d"),
         ("median_bytes", "median bytes", ".0f"),
         ("median_ratio", "median Chamfer-L1 / default", ".2f"),
+        ("median_bd_rate", "median BD-rate vs Draco", "+.1%"),
         ("median_iou", "median IoU", ".4f"),
         ("median_encode_s", "median encode s", ".0f"),
     ]
     summary = summarize(rows)
+    rates = curve_rates(rows)
+    curve_part = []
+    if any(r["variant"] != base_variant(r["variant"]) for r in rows):
+        medians = [
+            {"variant": v, "median": _median_or_none([r["bd_vs_default"] for r in rates if r["variant"] == v])}
+            for v in dict.fromkeys(r["variant"] for r in rates)
+        ]
+        curve_part = [
+            "Each variant's points (its own bits and `--also-bits`) against the default's points on the same mesh:",
+            "BD-rate over the Chamfer-L1 range both span (`rival.bd_rate`; negative: the variant needs fewer bytes).",
+            "",
+            markdown_table([("variant", "variant", "s"), ("median", "median BD-rate vs the default's curve", "+.1%")], medians),
+            "",
+            markdown_table(
+                [("mesh", "mesh", "s"), ("variant", "variant", "s"), ("bd_vs_default", "BD-rate vs default", "+.1%")]
+                + [("kind", "kind", "s")],
+                rates,
+            ),
+            "",
+        ]
     markdown = "\n".join(
         [
             "# Ablation: one change at a time from the default preset",
             "",
-            f"Machine: {machine}. Command: `{command.strip()}`. Decoded at {RESOLUTION}^3; errors in the",
-            "normalized frame of the input (`ksc/metrics.py`). Ratio < 1: the variant is more accurate.",
+            f"Machine: {machine}. Command: `{command.strip()}`. Decoded as `ksc decode` does by default; errors",
+            "in the normalized frame of the input (`ksc/metrics.py`). Ratio < 1: the variant is more accurate.",
+            "BD-rate: bytes against Draco's (full rival, `rd.py`'s cached curve) at the row's Chamfer-L1; lower is better.",
             "",
             markdown_table(summary_columns, summary),
             "",
+            *curve_part,
             markdown_table(COLUMNS, rows),
         ]
     )
-    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
+    payload = {"machine": machine, "command": command, "rows": rows, "summary": summary, "curve_rates": rates}
+    write_results(name, payload, markdown)
 
 
 if __name__ == "__main__":
