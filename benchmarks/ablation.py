@@ -132,8 +132,6 @@ VARIANTS = {
         model_features="latent", model_feature_dim=8, model_weighting="inverse", model_layers=6, model_width=28
     ),
     "equal steps (every tensor at its RMS step, ksc 0.12)": _variant(allocate_steps=False),
-    "width 42, half of the hidden weights pruned (about the default's bytes)": _variant(model_width=42, train_prune=0.5),
-    "width 37, a quarter of the hidden weights pruned (about the default's bytes)": _variant(model_width=37, train_prune=0.25),
 }
 
 

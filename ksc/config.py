@@ -73,9 +73,6 @@ class TrainConfig:
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
-    prune: float = 0.0
-    """Share of each hidden layer's weights pruned to zero during training (:func:`ksc.train.pruning_masks`);
-    zeros cost the range coder about a bit each, so a wider network can fit the same bytes."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,7 +24,7 @@ from torch.func import functional_call
 from ksc.config import TrainConfig
 from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
-from ksc.train import adam, apply_masks, prunable, sdf_loss
+from ksc.train import adam, sdf_loss
 
 if TYPE_CHECKING:
     from ksc.sampling import SdfSamples
@@ -75,7 +75,6 @@ def quantization_aware_finetune(
     parameters = dict(model.named_parameters())
     optimizer = adam(parameters.values(), learning_rate)
     buffers = dict(model.named_buffers())
-    masks = {name: p != 0 for name, p in parameters.items() if train.prune and prunable(name)}  # pruned stay zero
     losses = []
     model.train()
     for step in range(steps):
@@ -88,7 +87,6 @@ def quantization_aware_finetune(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        apply_masks(model, masks)
         if step >= steps - 100:
             losses.append(loss.detach())
     model.eval()

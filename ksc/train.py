@@ -29,43 +29,6 @@ log = logging.getLogger(__name__)
 WARMUP = 0.03
 FINAL_LR_FACTOR = 0.01
 LOSS_WINDOW = 100
-PRUNE_START, PRUNE_END, PRUNE_EVERY = 0.2, 0.6, 100
-"""Gradual magnitude pruning (Zhu and Gupta's cubic schedule) from 20 % to 60 % of the run, masks renewed every
-100 steps."""
-
-
-def prunable(name: str) -> bool:
-    """Whether tensor ``name`` is pruned: the hidden layers' weight matrices (not biases, the sphere branch or the output)."""
-    return name.startswith("hidden.") and name.endswith(".weight")
-
-
-def pruned_share(progress: float, final: float) -> float:
-    """Share of each prunable tensor that is zero at ``progress`` in [0, 1] of the run."""
-    t = min(max((progress - PRUNE_START) / (PRUNE_END - PRUNE_START), 0.0), 1.0)
-    return final * (1.0 - (1.0 - t) ** 3)
-
-
-@torch.no_grad()
-def pruning_masks(model: KeySphereNet, share: float) -> dict[str, torch.Tensor]:
-    """Per prunable tensor, the mask (same shape, bool) that keeps its largest-magnitude ``1 - share`` of weights."""
-    masks = {}
-    for name, p in model.named_parameters():
-        if prunable(name):
-            drop = int(share * p.numel())
-            if drop:
-                threshold = p.abs().flatten().kthvalue(drop).values
-                masks[name] = p.abs() > threshold
-            else:
-                masks[name] = torch.ones_like(p, dtype=torch.bool)
-    return masks
-
-
-@torch.no_grad()
-def apply_masks(model: KeySphereNet, masks: dict[str, torch.Tensor]) -> None:
-    """Zero every weight outside its tensor's mask."""
-    for name, p in model.named_parameters():
-        if name in masks:
-            p.mul_(masks[name])
 
 
 def learning_rate_at(progress: float, peak: float) -> float:
@@ -124,12 +87,9 @@ def fit(
     window_steps = 0
     loss_value = float("nan")
     start = time.monotonic()
-    masks = {}
     model.train()
     for step in range(config.steps):
         progress = step / config.steps
-        if config.prune and step % PRUNE_EVERY == 0 and progress >= PRUNE_START:
-            masks = pruning_masks(model, pruned_share(progress, config.prune))
         if config.time_budget:
             elapsed = time.monotonic() - start
             if elapsed >= config.time_budget:
@@ -143,8 +103,6 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if masks:
-            apply_masks(model, masks)
         # Reading the loss forces a GPU sync, so it is read once per window, not every step.
         window_sum += loss.detach()
         window_steps += 1
@@ -154,8 +112,6 @@ def fit(
             window_steps = 0
         if on_step is not None:
             on_step(step, loss_value)
-    if config.prune:
-        apply_masks(model, pruning_masks(model, config.prune))
     model.eval()
     if math.isnan(loss_value) and window_steps:
         loss_value = float(window_sum) / window_steps  # a run shorter than one window
