@@ -49,7 +49,7 @@ from ksc.train import fit
 generator = torch.Generator().manual_seed(0)
 points = torch.rand(1_000_000, 3, generator=generator) * 2 - 1
 samples = SdfSamples(points.numpy(), (0.5 - points.norm(dim=1)).numpy())
-model = KeySphereNet(ModelConfig(), torch.rand(128, 4, generator=generator) * 0.5)
+model = KeySphereNet(ModelConfig(), torch.rand(ModelConfig().spheres, 4, generator=generator) * 0.5)
 steps = int(sys.argv[1])
 start = time.perf_counter()
 fit(model, samples, TrainConfig(steps=steps), generator, torch.device("cpu"))

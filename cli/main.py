@@ -18,7 +18,7 @@ from ksc import __version__
 from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
 from ksc.errors import KscError
 from ksc.format.report import describe_container
-from ksc.threads import keep_openmp_workers_spinning
+from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning
 
 from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
@@ -60,7 +60,8 @@ def _fail(message: str, status: int = 1):
 @click.version_option(__version__, prog_name="ksc")
 def main():
     """ksc: compress triangle meshes into tiny neural .ksc files."""
-    keep_openmp_workers_spinning()  # the commands import torch after this
+    trains = click.get_current_context().invoked_subcommand == "encode"  # a batch's tasks train on one thread
+    keep_openmp_workers_spinning(check_load=trains)  # the commands import torch after this
 
 
 def _read_bytes(path: str) -> bytes:
@@ -74,7 +75,11 @@ def _read_bytes(path: str) -> bytes:
 @click.argument("output_path", metavar="OUT", type=click.Path(dir_okay=False, writable=True))
 @encode_options
 @click.option(
-    "--threads", type=click.IntRange(min=1), default=None, help="Torch threads (default: one per core); the bytes depend on it."
+    "--threads",
+    type=click.IntRange(min=1),
+    default=TRAINING_THREADS,
+    show_default=True,
+    help="Torch threads for training; the bytes depend on it (one is as fast here and keeps its speed on a busy machine).",
 )
 @device_option
 @verbosity_options
@@ -89,8 +94,7 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     options, max_bytes, steps = job.options, job.max_bytes, job.options.train.steps
     if max_bytes is not None and job.fit_width:
         options = fit_width_to_budget(options, max_bytes)

@@ -19,7 +19,15 @@ __version__ = "0.15.0"
 __all__ = ["encode", "decode", "info", "__version__"]
 
 
-def encode(mesh, preset: str = "default", max_bytes: int | None = None, seed: int = 0, device: str = "auto", **options) -> bytes:
+def encode(
+    mesh,
+    preset: str = "default",
+    max_bytes: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int | None = None,
+    **options,
+) -> bytes:
     """Encode a triangle mesh into ``.ksc`` bytes.
 
     Parameters
@@ -34,14 +42,17 @@ def encode(mesh, preset: str = "default", max_bytes: int | None = None, seed: in
         The same mesh, options and seed give the same bytes on the same machine.
     device : str
         'auto' (CUDA when available, else the CPU), 'cpu', 'cuda', 'cuda:N'.
+    threads : int, optional
+        Torch threads for the training (default ``ksc.threads.TRAINING_THREADS``, one: as fast as more on
+        small networks, and steady on a busy machine); the bytes depend on it. The caller's count is restored.
     **options
         Any other ``ksc.config.EncodeOptions`` field (``samples``, ``qat_steps``, ...).
     """
     from ksc.config import preset_options
     from ksc.meshio import check_mesh, load_mesh
-    from ksc.threads import keep_openmp_workers_spinning
+    from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning, torch_threads
 
-    keep_openmp_workers_spinning()  # takes effect only if torch is not loaded yet
+    keep_openmp_workers_spinning(check_load=True)  # takes effect only if torch is not loaded yet
     mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget
@@ -49,7 +60,8 @@ def encode(mesh, preset: str = "default", max_bytes: int | None = None, seed: in
     settings = preset_options(preset, seed=seed, **options)
     if max_bytes is not None and "model" not in options:
         settings = fit_width_to_budget(settings, max_bytes)
-    return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes).data
+    with torch_threads(TRAINING_THREADS if threads is None else threads):
+        return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes).data
 
 
 def decode(data: bytes, resolution: int | None = None, faces: int | None = None):

@@ -108,7 +108,7 @@ def test_a_batch_killed_before_its_manifest_was_written_resumes_from_its_journal
 QUICK_FLAGS = ["--spheres", "16", "--layers", "3", "--width", "16", "--steps", "150", "--samples", "20000", "--qat-steps", "20"]
 
 
-def test_the_cli_batch_writes_what_encode_with_one_thread_writes_and_reports_failures(tmp_path):
+def test_the_cli_batch_writes_what_a_default_encode_writes_and_reports_failures(tmp_path):
     import torch
     from click.testing import CliRunner
 
@@ -126,7 +126,7 @@ def test_the_cli_batch_writes_what_encode_with_one_thread_writes_and_reports_fai
     threads = torch.get_num_threads()
     try:
         single = tmp_path / "single.ksc"
-        result = CliRunner().invoke(main, ["encode", str(source / "ball.obj"), str(single), *QUICK_FLAGS, "--threads", "1", "-q"])
+        result = CliRunner().invoke(main, ["encode", str(source / "ball.obj"), str(single), *QUICK_FLAGS, "-q"])  # one thread
         assert result.exit_code == 0, result.output
     finally:
         torch.set_num_threads(threads)

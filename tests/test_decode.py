@@ -116,7 +116,11 @@ def test_the_python_api_round_trips(data):
 @pytest.mark.slow
 def test_python_encode_takes_a_mesh_or_a_path(torus, tmp_path):
     options = {"samples": 20_000, "qat_steps": 50, "train": TrainConfig(steps=300)}
+    import torch
+
+    threads = torch.get_num_threads()
     data = ksc.encode(torus, preset="small", seed=3, **options)
+    assert torch.get_num_threads() == threads  # trained on ksc.threads.TRAINING_THREADS, the caller's count restored
     path = tmp_path / "torus.obj"
     torus.export(path)
     assert ksc.encode(str(path), preset="small", seed=3, **options) == ksc.encode(path, preset="small", seed=3, **options)
