@@ -6,8 +6,9 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -64,6 +65,37 @@ class EncodeResult:
     final_loss: float
     seconds: float
     weight_bits: int
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage of the encode (:data:`STAGES` order; ``benchmarks/encode_profile.py``)."""
+
+
+STAGES = (
+    "repair",
+    "normalize",
+    "key spheres",
+    "distances",
+    "signs",
+    "sampling",
+    "training",
+    "step allocation",
+    "fine-tuning",
+    "writing",
+    "self-check",
+)
+"""The stages an encode's :attr:`EncodeResult.timings` names: winding repair, normalization and the distance
+tree, key spheres (their grid queries included), the training points' distances and winding-number signs and
+the rest of their sampling, the float training, the per-tensor steps, quantization-aware fine-tuning, the
+container and the self-check of the file."""
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the block's wall time to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
 
 
 @dataclass
@@ -83,6 +115,8 @@ class TrainedMesh:
     """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
     unit_mesh: trimesh.Trimesh
     """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage so far (:data:`STAGES`); each :meth:`encode` adds its fine-tuning and writing."""
 
     def encode(self, bits: int, fine_tune: bool = True) -> EncodeResult:
         """The ``.ksc`` bytes at ``bits`` per weight, after quantization-aware fine-tuning unless ``fine_tune`` is False.
@@ -95,9 +129,11 @@ class TrainedMesh:
         steps = self.options.qat_steps if fine_tune else 0
         if steps:
             generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
-            loss = quantization_aware_finetune(
-                model, self.samples, bits, steps, self.options.train, generator, self.device, self.step_scales
-            )
+            with _timed(self.timings, "fine-tuning"):
+                loss = quantization_aware_finetune(
+                    model, self.samples, bits, steps, self.options.train, generator, self.device, self.step_scales
+                )
+        writing = time.perf_counter()
         records = [
             TensorRecord(
                 "spheres", tuple(model.spheres.shape), self.sphere_codec, self.sphere_codec.encode(model.spheres.cpu().numpy())
@@ -124,13 +160,16 @@ class TrainedMesh:
             meta["encoder"]["allocate_steps"] = False
         if self.options.near_sigma != NEAR_SIGMA:
             meta["encoder"]["near_sigma"] = self.options.near_sigma
+        data = write_container(Container(meta=meta, tensors=records))
+        self.timings["writing"] = self.timings.get("writing", 0.0) + time.perf_counter() - writing
         return EncodeResult(
-            data=write_container(Container(meta=meta, tensors=records)),
+            data=data,
             spheres=model.config.spheres,
             stored_parameters=model.stored_parameter_count(),
             final_loss=loss,
             seconds=time.monotonic() - self.started,
             weight_bits=bits,
+            timings=dict(self.timings),
         )
 
 
@@ -157,40 +196,51 @@ def train_mesh(
     options = options or EncodeOptions()
     device = device or torch.device("cpu")
     source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
-    mesh, flipped = consistently_wound(mesh)
+    timings: dict[str, float] = {}
+    with _timed(timings, "repair"):
+        mesh, flipped = consistently_wound(mesh)
     if flipped:
         log.warning("%d of %d faces were wound against their neighbours; flipped to agree", flipped, len(mesh.faces))
         source["reoriented_faces"] = flipped
-    transform = Transform.fit(mesh.vertices)
-    unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
-    signed_distance = SignedDistance(unit, options.distance)
+    with _timed(timings, "normalize"):
+        transform = Transform.fit(mesh.vertices)
+        unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
+        signed_distance = SignedDistance(unit, options.distance)
     rng = np.random.default_rng(options.seed)
 
-    spheres, sphere_codec = _quantized_spheres(signed_distance, options.model.spheres)
+    with _timed(timings, "key spheres"):
+        spheres, sphere_codec = _quantized_spheres(signed_distance, options.model.spheres)
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
-    samples = sample_sdf(
-        unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share(), options.near_sigma
-    )
+    queried = dict(signed_distance.seconds)
+    with _timed(timings, "sampling"):
+        samples = sample_sdf(
+            unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share(), options.near_sigma
+        )
+    for stage in ("distances", "signs"):  # the sampling's queries, told apart from the rest of it
+        timings[stage] = signed_distance.seconds[stage] - queried[stage]
+        timings["sampling"] -= timings[stage]
     log.info("sampled %d points, %d key spheres", options.samples, len(spheres))
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
         model = KeySphereNet(config, torch.from_numpy(spheres)).to(device)
     generator = torch.Generator().manual_seed(options.seed)
-    loss = fit(model, samples, options.train, generator, device, on_step)
+    with _timed(timings, "training"):
+        loss = fit(model, samples, options.train, generator, device, on_step)
     log.info("trained: final L1 loss %.5f", loss)
     if not describes_a_surface(model, samples):
         raise KscInputError(
             f"training collapsed: the network has the same sign everywhere (final L1 loss {loss:.4f}), so its file"
             " would decode to nothing; try another --seed"
         )
-    if options.allocate_steps:
-        scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
-    else:
-        scales = {name: 1.0 for name, _ in model.named_parameters()}
-    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit)
+    with _timed(timings, "step allocation"):
+        if options.allocate_steps:
+            scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
+        else:
+            scales = {name: 1.0 for name, _ in model.named_parameters()}
+    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, timings)
 
 
 SURFACE_CHECK_POINTS = 65536
@@ -233,8 +283,10 @@ def encode_mesh(
         raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
     trained = train_mesh(mesh, options, device, on_step)
     result = trained.encode(options.weight_bits) if max_bytes is None else _fit_bytes(trained, max_bytes)
-    check = check_file(result.data, trained.unit_mesh)
+    with _timed(result.timings, "self-check"):
+        check = check_file(result.data, trained.unit_mesh)
     log.info("self-check of the file: %s", check.describe())
+    log.info("seconds per stage: %s", ", ".join(f"{stage} {result.timings.get(stage, 0.0):.1f}" for stage in STAGES))
     if not check.passed:
         raise KscInputError(
             f"the encoded file does not describe the input ({check.describe()}); the mesh may not enclose a"

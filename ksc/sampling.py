@@ -20,6 +20,7 @@ are area-weighted. Distances come from :class:`SignedDistance` (exact by default
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import igl
@@ -112,20 +113,29 @@ class SignedDistance:
             self._tree = igl.AABB()
             self._tree.init(self._vertices, self._faces)
         self.backend = backend
+        self.seconds = {"distances": 0.0, "signs": 0.0}
+        """Time spent so far on distance and on sign (winding-number) queries (encode profiles)."""
 
     def unsigned(self, points: np.ndarray) -> np.ndarray:
         """Distance (N,) float32 from ``points`` (N, 3) to the surface."""
         points = np.asarray(points, dtype=np.float64)
         order = spatial_order(points)
-        return _in_original_order(self._unsigned_of_ordered(points[order]), order)
+        start = time.perf_counter()
+        distance = self._unsigned_of_ordered(points[order])
+        self.seconds["distances"] += time.perf_counter() - start
+        return _in_original_order(distance, order)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Signed distance at ``points`` (N, 3); returns (N,) float32."""
         points = np.asarray(points, dtype=np.float64)
         order = spatial_order(points)
         ordered = points[order]
+        start = time.perf_counter()
         distance = self._unsigned_of_ordered(ordered)
+        middle = time.perf_counter()
         inside = _inside_of_ordered(self._vertices, self._faces, ordered)
+        self.seconds["distances"] += middle - start
+        self.seconds["signs"] += time.perf_counter() - middle
         return _in_original_order(np.where(inside, distance, -distance), order)
 
     def _unsigned_of_ordered(self, points: np.ndarray) -> np.ndarray:

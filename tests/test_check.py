@@ -49,3 +49,16 @@ def test_the_encoder_refuses_a_file_that_fails_its_check(monkeypatch, torus):
     monkeypatch.setattr(ksc.check, "MAX_CHAMFER", 0.0)
     with pytest.raises(KscInputError, match=r"does not describe the input \(Chamfer-L1 0\.\d+ \(limit 0\.0\)"):
         encode_mesh(torus, quick_options(steps=100))
+
+
+def test_an_encode_reports_the_seconds_of_every_stage(torus):
+    from ksc.encoder import STAGES, encode_mesh
+
+    from .conftest import quick_options
+
+    result = encode_mesh(torus, quick_options(steps=600))
+    assert set(result.timings) == set(STAGES)
+    assert all(seconds >= 0.0 for seconds in result.timings.values())
+    assert result.timings["training"] > 0.0 and result.timings["distances"] > 0.0 and result.timings["signs"] > 0.0
+    before_check = sum(seconds for stage, seconds in result.timings.items() if stage != "self-check")
+    assert before_check <= result.seconds  # ``seconds`` is taken when the file is written, before its check
