@@ -32,7 +32,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    CACHE,
     MESH_FOLDERS,
     RESULTS,
     add_parallel_options,
@@ -45,6 +44,7 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
+from rd import CachedRival  # noqa: E402
 from rival import bd_rate  # noqa: E402
 
 from ksc.check import check_file  # noqa: E402
@@ -217,14 +217,10 @@ def _median_or_none(values: list) -> float | None:
 
 
 def rival_bd_rate(mesh_name: str, size: int, chamfer_l1: float) -> float | None:
-    """BD-rate of one (bytes, Chamfer-L1) point against the rival's cached curve for ``mesh_name`` (None if uncached)."""
-    import json
-
-    try:
-        stored = json.loads((CACHE / "rival" / f"{Path(mesh_name).stem}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    theirs = [(p["bytes"], p["chamfer_l1"]) for p in [*stored.get("curve", []), *stored.get("best", {}).values()] if p]
+    """BD-rate of one (bytes, Chamfer-L1) point against the rival's results that ``rd.py`` cached for ``mesh_name``
+    (its dense curve and its searched budgets; None where none are cached under today's rival settings)."""
+    stored = CachedRival(Path(mesh_name), None).results
+    theirs = [(p["bytes"], p["chamfer_l1"]) for p in [*stored.get("curve", []), *stored["best"].values()] if p]
     rate = bd_rate([(size, chamfer_l1)], theirs)
     return None if rate is None else rate[0]
 

@@ -39,9 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from common import SHARED_MESHES, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
-from openmp_spin import _STEPS_CHILD  # noqa: E402
-
-from ksc.threads import WAIT_SETTINGS  # noqa: E402
+from openmp_spin import _STEPS_CHILD, _without_wait_settings  # noqa: E402
 
 SETTINGS = {
     "ksc": {"GOMP_SPINCOUNT": "300000"},
@@ -63,8 +61,7 @@ while True:
 
 
 def _env(setting: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in WAIT_SETTINGS}
-    return {**env, **SETTINGS[setting]}
+    return {**_without_wait_settings(), **SETTINGS[setting]}
 
 
 def _start_steps(setting: str, steps: int) -> subprocess.Popen:
@@ -107,7 +104,7 @@ def timing(setting: str, neighbour: str, steps: int) -> float:
 
 
 def _start_encode(mesh: Path, output: Path, steps: int, samples: int, threads: int) -> tuple[subprocess.Popen, float]:
-    env = {k: v for k, v in os.environ.items() if k not in WAIT_SETTINGS}  # the CLI chooses
+    env = _without_wait_settings()  # the CLI chooses
     command = [sys.executable, "-m", "ksc.cli", "encode", "-q", str(mesh), str(output), "--steps", str(steps)]
     command += ["--samples", str(samples), "--threads", str(threads)]
     return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True), time.monotonic()

@@ -60,8 +60,8 @@ def _fail(message: str, status: int = 1):
 @click.version_option(__version__, prog_name="ksc")
 def main():
     """ksc: compress triangle meshes into tiny neural .ksc files."""
-    trains = click.get_current_context().invoked_subcommand == "encode"  # a batch's tasks train on one thread
-    keep_openmp_workers_spinning(check_load=trains)  # the commands import torch after this
+    if click.get_current_context().invoked_subcommand != "encode":  # encode chooses once it knows --threads
+        keep_openmp_workers_spinning()  # the commands import torch after this
 
 
 def _read_bytes(path: str) -> bytes:
@@ -89,6 +89,7 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
 
     mesh = load_mesh(input_path)  # a bad input fails before torch is imported
     job = encode_job(settings)
+    keep_openmp_workers_spinning(check_load=threads > 1)  # one thread has no workers to wait
     import torch
 
     from ksc.device import resolve_device
@@ -128,7 +129,9 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
     default=None,
     help="Workers of the local cluster (default: the cores divided by --threads).",
 )
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Torch threads per task.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=TRAINING_THREADS, show_default=True, help="Torch threads per task."
+)
 @click.option("--measure", is_flag=True, help="Also score each file's decode against its input (Chamfer-L1, normal error).")
 @device_option
 @verbosity_options

@@ -52,7 +52,8 @@ def encode(
     from ksc.meshio import check_mesh, load_mesh
     from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning, torch_threads
 
-    keep_openmp_workers_spinning(check_load=True)  # takes effect only if torch is not loaded yet
+    threads = TRAINING_THREADS if threads is None else threads
+    keep_openmp_workers_spinning(check_load=threads > 1)  # takes effect only if torch is not loaded yet
     mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget
@@ -60,7 +61,7 @@ def encode(
     settings = preset_options(preset, seed=seed, **options)
     if max_bytes is not None and "model" not in options:
         settings = fit_width_to_budget(settings, max_bytes)
-    with torch_threads(TRAINING_THREADS if threads is None else threads):
+    with torch_threads(threads):
         return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes).data
 
 

@@ -33,6 +33,7 @@ from ksc import __version__
 from ksc.config import EncodeOptions
 from ksc.errors import KscError, KscInputError
 from ksc.meshio import MESH_INPUTS, write_atomic
+from ksc.threads import TRAINING_THREADS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class EncodeJob:
     options: EncodeOptions = field(default_factory=EncodeOptions)
     max_bytes: int | None = None
     fit_width: bool = True
-    threads: int = 1
+    threads: int = TRAINING_THREADS
     measure: bool = False
     device: str = "auto"
 

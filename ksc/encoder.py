@@ -133,7 +133,20 @@ class TrainedMesh:
                 loss = quantization_aware_finetune(
                     model, self.samples, bits, steps, self.options.train, generator, self.device, self.step_scales
                 )
-        writing = time.perf_counter()
+        with _timed(self.timings, "writing"):
+            data = self._file_bytes(model, bits, steps, loss)
+        return EncodeResult(
+            data=data,
+            spheres=model.config.spheres,
+            stored_parameters=model.stored_parameter_count(),
+            final_loss=loss,
+            seconds=time.monotonic() - self.started,
+            weight_bits=bits,
+            timings=dict(self.timings),
+        )
+
+    def _file_bytes(self, model: KeySphereNet, bits: int, qat_steps: int, loss: float) -> bytes:
+        """The container of ``model``'s tensors at ``bits`` per weight, with the header that records the encode."""
         records = [
             TensorRecord(
                 "spheres", tuple(model.spheres.shape), self.sphere_codec, self.sphere_codec.encode(model.spheres.cpu().numpy())
@@ -151,7 +164,7 @@ class TrainedMesh:
                 "ksc": __version__,
                 "seed": self.options.seed,
                 "steps": self.options.train.steps,
-                "qat_steps": steps,
+                "qat_steps": qat_steps,
                 "distance": self.options.distance,
                 "final_loss": round(loss, 6) if math.isfinite(loss) else None,
             },
@@ -160,17 +173,7 @@ class TrainedMesh:
             meta["encoder"]["allocate_steps"] = False
         if self.options.near_sigma != NEAR_SIGMA:
             meta["encoder"]["near_sigma"] = self.options.near_sigma
-        data = write_container(Container(meta=meta, tensors=records))
-        self.timings["writing"] = self.timings.get("writing", 0.0) + time.perf_counter() - writing
-        return EncodeResult(
-            data=data,
-            spheres=model.config.spheres,
-            stored_parameters=model.stored_parameter_count(),
-            final_loss=loss,
-            seconds=time.monotonic() - self.started,
-            weight_bits=bits,
-            timings=dict(self.timings),
-        )
+        return write_container(Container(meta=meta, tensors=records))
 
 
 def train_mesh(

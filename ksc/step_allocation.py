@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +32,7 @@ from torch.func import functional_call
 from ksc.config import TrainConfig
 from ksc.model import KeySphereNet
 from ksc.quantize import rms_step_of
+from ksc.threads import torch_threads
 from ksc.train import sdf_loss
 
 if TYPE_CHECKING:
@@ -93,7 +92,9 @@ def tensor_sensitivities(
     totals = {name: [[0.0, 0.0] for _ in range(NOISE_PAIRS)] for name in parameters}
     was_training = model.training
     model.eval()
-    with torch.no_grad(), _one_cpu_thread():
+    # On one thread: torch's parallel sums split the work by thread, so with 2 threads the losses differed from
+    # those on one in the 6th digit, the scales with them, and a float32 step in its last bit (~1-2 s an encode).
+    with torch.no_grad(), torch_threads(1):
         for start in range(0, len(target), SENSITIVITY_CHUNK):
             chunk = slice(start, start + SENSITIVITY_CHUNK)
             layer_inputs = _layer_inputs(model, points[chunk])
@@ -114,23 +115,6 @@ def tensor_sensitivities(
         name: max(0.0, sum(0.5 * (plus / count + minus / count) - base for plus, minus in pairs) / NOISE_PAIRS / NOISE_SCALE**2)
         for name, pairs in totals.items()
     }
-
-
-@contextmanager
-def _one_cpu_thread() -> Iterator[None]:
-    """Run torch's CPU operations on one thread inside the block.
-
-    Torch's parallel sums split the work by thread, so with 2 threads the losses
-    differed from those on one in the 6th digit, the scales with them, and a
-    float32 step in its last bit: the file's bytes would depend on the thread
-    count, which the training's do not. One thread costs ~1-2 s of an encode.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _layer_inputs(model: KeySphereNet, points: torch.Tensor) -> list[torch.Tensor]:

@@ -15,9 +15,9 @@ descheduled peer it waits for, needs. Beside a busy single-threaded process
 two-thread steps took 3.0x their time alone with the long spin and 2.1x with
 ``OMP_WAIT_POLICY=PASSIVE`` (workers sleep at once), which alone costs 2.4x
 (``benchmarks/results/busy.md``); one thread, the default (:data:`TRAINING_THREADS`),
-took 1.03x. So an entry point that is about to train measures how
-busy the CPUs it may run on are and picks the spin on an idle machine, passive
-waiting on a busy one. Either way the arithmetic is the same: the files are
+took 1.03x. So an entry point that is about to train on more than one thread
+measures how busy the CPUs it may run on are and picks the spin on an idle
+machine, passive waiting on a busy one. Either way the arithmetic is the same: the files are
 identical byte for byte.
 """
 
@@ -52,7 +52,7 @@ def keep_openmp_workers_spinning(check_load: bool = False) -> bool:
     """Choose how OpenMP workers wait, unless the user chose (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``).
 
     Sets ``GOMP_SPINCOUNT`` to :data:`SPIN_COUNT`; with ``check_load`` (entry points that
-    train next) and when :func:`cpu_load` finds at least :data:`BUSY_CORES` of other
+    train next on more than one thread) and when :func:`cpu_load` finds at least :data:`BUSY_CORES` of other
     work, sets ``OMP_WAIT_POLICY=PASSIVE`` instead. Only a process's entry point should
     call this, before anything imports torch: libgomp reads its environment once, when
     it is loaded. Returns whether the setting can still take effect.
@@ -112,13 +112,12 @@ def _cpu_times(allowed: set[int] | None) -> dict[int, tuple[int, int]]:
 
 
 @contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run torch's CPU work on ``count`` threads inside the block (None: leave it), restoring the count after."""
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch's CPU work on ``count`` threads inside the block, restoring the count after."""
     import torch
 
     previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
