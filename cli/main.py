@@ -266,6 +266,54 @@ def compare(reference, candidate, as_json):
         )
 
 
+@main.command()
+@click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: any free one).")
+@click.option("--no-open", is_flag=True, help="Print the address without opening a browser.")
+@verbosity_options
+def view(input_path, port, no_open, quiet):
+    """Open the .ksc FILE in a web page: serves the viewer and the file on 127.0.0.1 until Ctrl-C.
+
+    The page decodes the file in the browser (WebGL2): drag to orbit, wheel to zoom, the key spheres on a switch.
+    """
+    import webbrowser
+
+    from ksc.serve import make_server, page_url
+
+    server = make_server(input_path, port)
+    url = page_url(server)
+    click.echo(f"{input_path}: {url} (Ctrl-C stops)")
+    if not no_open:
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    if not quiet:
+        click.echo("stopped")
+
+
+@main.command()
+@click.argument("input_path", metavar="FILE", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT.png", type=click.Path(dir_okay=False, writable=True))
+@click.option("--size", type=click.IntRange(16, 4096), default=512, show_default=True, help="Width and height in pixels.")
+@click.option("--spheres", is_flag=True, help="Show the key spheres inside a translucent surface.")
+@verbosity_options
+def preview(input_path, output_path, size, spheres, quiet):
+    """A PNG picture of the shape the .ksc FILE decodes to, as the web viewer first shows it (no browser, no GPU)."""
+    from ksc.meshio import write_atomic
+    from ksc.preview import png_bytes
+    from ksc.preview import preview as picture
+
+    if not output_path.lower().endswith(".png"):
+        raise click.UsageError(f"{output_path}: the picture is written as PNG; name it .png")
+    write_atomic(output_path, png_bytes(picture(_read_bytes(input_path), size, spheres)))
+    if not quiet:
+        click.echo(f"{input_path} -> {output_path}: {size}x{size} PNG")
+
+
 def _format_report(report: dict, indent: str = "") -> str:
     lines = []
     for key, value in report.items():

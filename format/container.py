@@ -276,10 +276,10 @@ def _checked_records(entries: list, data_size: int) -> list:
         names.add(name)
         if (
             not isinstance(shape, list)
-            or len(shape) > MAX_DIMS
+            or not 1 <= len(shape) <= MAX_DIMS
             or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= MAX_TENSOR_VALUES for n in shape)
         ):
-            raise KscFormatError(f"{where}.shape must be a list of at most {MAX_DIMS} positive sizes, got {shape!r}")
+            raise KscFormatError(f"{where}.shape must be a list of 1 to {MAX_DIMS} positive sizes, got {shape!r}")
         shape = tuple(shape)
         if int(np.prod(shape, dtype=np.int64)) > MAX_TENSOR_VALUES:
             raise KscFormatError(f"{where}.shape {shape} exceeds the limit of {MAX_TENSOR_VALUES} values")

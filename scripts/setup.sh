@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up ksc in ./.venv on a fresh Debian machine: Eigen headers for pysdf, the
-# pinned CPU build of torch, then ksc itself (editable) with its batch and test tools.
+# pinned CPU build of torch, then ksc itself (editable) with its batch and test tools;
+# the web viewer built from web/ with npm, and Debian's Chromium for its browser tests.
 # Safe to re-run; each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,11 +10,22 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TORCH_VERSION=2.13.0
 
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+APT_UPDATED=""
+apt_install() {
+    [ -n "$APT_UPDATED" ] || { $SUDO apt-get update -qq && APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
 if [ ! -f /usr/include/eigen3/Eigen/Core ]; then
     echo "setup: installing Eigen headers (libeigen3-dev) for pysdf"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq libeigen3-dev >/dev/null
+    apt_install libeigen3-dev
+fi
+
+# The viewer's browser tests run Debian's Chromium headless; without it they skip, saying why.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing Chromium (chromium, chromium-driver) for the web viewer's tests"
+    apt_install chromium chromium-driver || echo "setup: warning: Chromium did not install; the browser tests will skip" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -33,4 +45,15 @@ if ! "$VENV/bin/python" -c "import ksc.format, pysdf, igl, distributed" 2>/dev/n
     echo "setup: installing ksc and its dependencies"
     CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[encode,batch,test]"
     touch "$VENV/.ksc-installed"
+fi
+
+# The web viewer: npm packages pinned by web/package-lock.json, bundled into ksc/viewer/ (served by `ksc view`).
+if command -v npm >/dev/null 2>&1; then
+    if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+        echo "setup: installing the web viewer's npm packages"
+        (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+    (cd web && npm run --silent build)
+else
+    echo "setup: warning: npm not found; \`ksc view\` and the viewer's tests need Node.js 18+ and npm" >&2
 fi

@@ -1,0 +1,50 @@
+// node web/test/browser.mjs URL OUT.png [SIZE]: open the viewer page at URL in headless Chromium (Debian's
+// /usr/bin/chromium, or $CHROMIUM), wait until it has drawn the fine surface or shown an error, and save a
+// SIZE x SIZE picture of its canvas (default 512). Prints one JSON line: {state, error, timings, triangles,
+// pageLoadMs, downloadBytes}. Used by tests/test_web.py and benchmarks/web.py.
+import { writeFileSync } from "node:fs";
+
+import { chromium } from "playwright-core";
+
+const [url, out, sizeText = "512"] = process.argv.slice(2);
+const size = Number(sizeText);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: size, height: size + 200 }, deviceScaleFactor: 1 });
+  let downloadBytes = 0;
+  page.on("response", async (response) => {
+    if (!response.url().endsWith(".ksc")) {
+      try {
+        downloadBytes += (await response.body()).length;
+      } catch {
+        // a response without a body (a redirect) counts nothing
+      }
+    }
+  });
+  const messages = [];
+  page.on("pageerror", (error) => messages.push(`page error: ${error.message}`));
+  const started = Date.now();
+  await page.goto(url);
+  await page.waitForFunction(() => ["refined", "error"].includes(window.kscViewer?.state), null, { timeout: 60000 });
+  const pageLoadMs = Date.now() - started;
+  const result = await page.evaluate(() => {
+    const { state, error, timings, triangles } = window.kscViewer;
+    return { state, error, timings, triangles };
+  });
+  const canvas = page.locator("#view");
+  await page.evaluate((px) => {
+    const view = document.getElementById("view");
+    Object.assign(view.style, { flex: "none", width: `${px}px`, height: `${px}px` });
+    window.kscViewer.render?.();
+  }, size);
+  writeFileSync(out, await canvas.screenshot());
+  console.log(JSON.stringify({ ...result, pageLoadMs, downloadBytes, messages }));
+} finally {
+  await browser.close();
+}
