@@ -65,6 +65,25 @@ def run_measured(argv: list[str]) -> dict:
     }
 
 
+def default_file(mesh_path: Path) -> Path | None:
+    """The mesh's .ksc at default settings, encoded now if the cache lacks it (None if ksc refuses the mesh)."""
+    from ksc.errors import KscError
+
+    target = CACHE / "default" / f"{mesh_path.stem}.ksc"
+    if not target.is_file():
+        from ksc.encoder import encode_mesh
+        from ksc.meshio import load_mesh, write_atomic
+
+        print(f"encoding {mesh_path.name} (default settings) into {target}", flush=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            write_atomic(target, encode_mesh(load_mesh(mesh_path)).data)
+        except KscError as error:
+            print(f"  {mesh_path.name}: ksc refuses it: {error}", flush=True)
+            return None
+    return target
+
+
 def draco_file_at_budget(mesh, budget: int, bits: int) -> bytes | None:
     """The Draco file (DracoPy, level 10, quantization ``bits``) of the largest fast-simplification decimation of
     ``mesh`` that fits ``budget`` bytes: the whole mesh if it fits, else the share of faces kept bisected 14

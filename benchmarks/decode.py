@@ -25,9 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    CACHE,
     MESH_FOLDERS,
     command_line,
+    default_file,
     draco_file_at_budget,
     machine_description,
     markdown_table,
@@ -39,25 +39,6 @@ from common import (  # noqa: E402
 
 DRACO_BITS = 10
 DRACO_CHILD = Path(__file__).resolve().parent / "draco_decode.py"
-
-
-def default_file(mesh_path: Path) -> Path | None:
-    """The mesh's .ksc at default settings, encoded now if the cache lacks it (None if ksc refuses the mesh)."""
-    from ksc.errors import KscError
-
-    target = CACHE / "default" / f"{mesh_path.stem}.ksc"
-    if not target.is_file():
-        from ksc.encoder import encode_mesh
-        from ksc.meshio import load_mesh, write_atomic
-
-        print(f"encoding {mesh_path.name} (default settings) into {target}", flush=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            write_atomic(target, encode_mesh(load_mesh(mesh_path)).data)
-        except KscError as error:
-            print(f"  {mesh_path.name}: ksc refuses it: {error}", flush=True)
-            return None
-    return target
 
 
 def timed(argv: list[str], repeats: int) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ksc.errors import KscInputError
 
-CAMERA = {"azimuth": 30.0, "elevation": 20.0, "distance": 4.0, "fov": 35.0}
+CAMERA = {"azimuth": 30.0, "elevation": 20.0, "distance": 4.6, "fov": 35.0}
 """The viewer's default orbit (web/src/camera.js CAMERA): degrees about +y from +z, degrees up, units, vertical degrees."""
 BACKGROUND = (255, 255, 255)
 SURFACE = (0.55, 0.66, 0.82)

@@ -1,7 +1,7 @@
 """``ksc view``: the web viewer and one ``.ksc`` file served on 127.0.0.1, for a local browser.
 
 The page (built from ``web/`` into ``ksc/viewer/`` by the set-up) decodes the
-file itself, in the browser: this server only hands out three static files
+file itself, in the browser: this server only hands out the page's three files
 and the file's bytes, read again on every request so that a re-encoded file
 shows on reload.
 """
@@ -17,8 +17,12 @@ from pathlib import Path
 from ksc.errors import KscInputError
 
 VIEWER = Path(__file__).resolve().parent / "viewer"
-"""Where the built page lives: index.html and ksc-viewer.js (``npm run build`` in web/ writes them)."""
-PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/ksc-viewer.js": ("ksc-viewer.js", "text/javascript; charset=utf-8")}
+"""Where the built page lives: index.html, ksc-viewer.js and ksc-worker.js (``npm run build`` in web/ writes them)."""
+PAGES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/ksc-viewer.js": ("ksc-viewer.js", "text/javascript; charset=utf-8"),
+    "/ksc-worker.js": ("ksc-worker.js", "text/javascript; charset=utf-8"),
+}
 FILE_PATH = "/file.ksc"
 
 logger = logging.getLogger(__name__)

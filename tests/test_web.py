@@ -45,9 +45,9 @@ def _node() -> str:
     return node
 
 
-def js_decode(files: list[bytes], points: np.ndarray | None = None) -> list[dict]:
-    """What web/test/decode.mjs says of each file: {version, model, bound, values} or {error} or {crash}."""
-    request = {"files": [base64.b64encode(data).decode() for data in files]}
+def js_decode(files: list[bytes], points: np.ndarray | None = None, cells: int = 0) -> list[dict]:
+    """What web/test/decode.mjs says of each file: {version, model, bound, values, surface} or {error} or {crash}."""
+    request = {"files": [base64.b64encode(data).decode() for data in files], "cells": cells}
     request["points"] = [] if points is None else np.asarray(points, np.float32).reshape(-1).tolist()
     done = subprocess.run(
         [_node(), str(WEB / "test" / "decode.mjs")], input=json.dumps(request), capture_output=True, text=True, timeout=300
@@ -72,6 +72,21 @@ def test_js_field_matches_python_on_every_golden_file():
         assert {k: result["model"][k] for k in decoded.config.to_dict()} == decoded.config.to_dict()
         expected = decoded.field(points)
         assert np.abs(np.array(result["values"]) - expected).max() < 1e-4, path
+
+
+def test_js_surface_is_closed_and_encloses_what_python_decodes():
+    import trimesh
+
+    from ksc.decoder import decode
+
+    data = CURRENT.read_bytes()
+    (result,) = js_decode([data], cells=64)
+    surface = result["surface"]
+    assert surface["triangles"] > 5000 and surface["unshared"] == 0  # a closed surface, outward (positive volume)
+    field = load_field(data)
+    decoded = decode(data, 65, faces=0)
+    expected = trimesh.Trimesh(field.transform.to_unit(decoded.vertices), decoded.faces, process=False).volume
+    assert surface["volume"] == pytest.approx(expected, rel=0.02)
 
 
 def _mutations(data: bytes, seed: int) -> list[bytes]:

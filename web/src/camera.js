@@ -5,7 +5,7 @@
 export const CAMERA = {
   azimuth: 30, // degrees about +y, from +z towards +x
   elevation: 20, // degrees above the xz plane
-  distance: 4.0, // from the origin, in normalized units
+  distance: 4.6, // from the origin, in normalized units
   fov: 35, // vertical field of view, degrees
   near: 0.05,
   far: 50,

@@ -1,11 +1,10 @@
-// The page: open a .ksc (file picker, drag-and-drop or ?file=URL), rebuild its network, extract the surface
-// coarse then fine, and show it. A file the reader refuses shows the reader's message, never a stale shape.
+// The page: open a .ksc (file picker, drag-and-drop or ?file=URL); a worker (worker.js) rebuilds its network
+// and extracts the surface, coarse then fine, and the page shows each as it comes. A file the reader refuses
+// shows the reader's message, never a stale shape.
 // window.kscViewer (for scripts and tests): state "idle", "loading", "ready" (first frame drawn), "refined" (the
 // fine surface drawn) or "error"; error, the message shown; timings, milliseconds from opening to each state;
-// triangles; render() and showSpheres(bool).
+// triangles; render(), showSpheres(bool) and orbitTiming(frames) (milliseconds a frame while orbiting).
 
-import { extractSurface } from "./extract.js";
-import { loadField } from "./field.js";
 import { MAX_FILE_BYTES } from "./format.js";
 import { createViewer } from "./viewer.js";
 
@@ -23,6 +22,7 @@ let viewer = null;
 try {
   viewer = createViewer(canvas);
   page.render = viewer.render;
+  page.orbitTiming = viewer.orbitTiming;
   page.showSpheres = (show) => {
     spheresToggle.checked = show;
     viewer.showSpheres(show);
@@ -45,47 +45,59 @@ function fail(text) {
   setState("error");
 }
 
-const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+let worker = null;
 
-let generation = 0;
-
+/** Decode in a worker (a fresh one per file, so that a file opened during another's decode replaces it). */
 async function open(name, bytesPromise) {
-  const mine = ++generation;
+  if (worker) worker.terminate();
+  worker = null;
   const start = performance.now();
   page.timings = {};
   page.error = null;
   message.hidden = true;
+  if (viewer) viewer.clear(); // no shape of the previous file while this one loads
   setState("loading");
   status.textContent = `reading ${name}…`;
+  let bytes;
   try {
-    const bytes = await bytesPromise;
+    bytes = await bytesPromise;
     if (bytes.length > MAX_FILE_BYTES) throw new Error(`${name}: larger than ${MAX_FILE_BYTES} bytes, the most a .ksc file can hold`);
-    const decoded = loadField(bytes);
-    page.timings.load = performance.now() - start;
-    if (!viewer) return;
-    const { field, bound, container, model } = decoded;
-    viewer.setSpheres(container.tensors.length ? sphereRows(decoded) : new Float32Array());
-    const about = `${name}: ${bytes.length.toLocaleString("en")} bytes, format ${container.version.join(".")}, ${model.spheres} key spheres`;
-    for (const [cells, label] of [[FIRST_CELLS, "ready"], [FINE_CELLS, "refined"]]) {
-      status.textContent = `${about} — extracting the surface at ${cells}³…`;
-      await nextFrame();
-      if (mine !== generation) return;
-      const mesh = extractSurface(field, bound, cells);
-      if (mine !== generation) return;
-      viewer.setMesh(mesh);
-      viewer.render();
-      page.triangles = mesh.indices.length / 3;
-      page.timings[label] = performance.now() - start;
-      status.textContent = `${about}, ${page.triangles.toLocaleString("en")} triangles (${cells}³ grid)`;
-      setState(label);
-    }
   } catch (error) {
-    if (mine === generation) fail(error.message);
+    fail(error.message);
+    return;
   }
-}
-
-function sphereRows(decoded) {
-  return decoded.field.spheresData;
+  if (!viewer) return;
+  const mine = new Worker(new URL("ksc-worker.js", import.meta.url), { type: "module" });
+  worker = mine;
+  let about = name;
+  mine.onmessage = ({ data }) => {
+    if (worker !== mine) return;
+    if (data.kind === "error") {
+      fail(data.message);
+      mine.terminate();
+      return;
+    }
+    if (data.kind === "header") {
+      page.timings.load = performance.now() - start;
+      viewer.setSpheres(data.spheres);
+      about = `${name}: ${bytes.length.toLocaleString("en")} bytes, format ${data.version.join(".")}, ${data.model.spheres} key spheres`;
+      status.textContent = `${about} — extracting the surface…`;
+      return;
+    }
+    viewer.setMesh(data);
+    viewer.render();
+    const label = data.cells === FINE_CELLS ? "refined" : "ready";
+    page.triangles = data.indices.length / 3;
+    page.timings[label] = performance.now() - start;
+    status.textContent = `${about}, ${page.triangles.toLocaleString("en")} triangles (${data.cells}³ grid)`;
+    if (label === "ready") status.textContent += " — refining…";
+    setState(label);
+    if (label === "refined") mine.terminate();
+  };
+  mine.onerror = (event) => {
+    if (worker === mine) fail(`the decoder stopped: ${event.message || "worker error"}`);
+  };
+  mine.postMessage({ bytes, cells: FINE_CELLS, sizes: [FIRST_CELLS] }, [bytes.buffer]);
 }
 
 async function fetchBytes(url) {

@@ -166,7 +166,6 @@ export function createViewer(canvas) {
       gl.disable(gl.BLEND);
     }
     gl.bindVertexArray(null);
-    gl.finish();
   }
 
   let pending = false;
@@ -230,6 +229,18 @@ export function createViewer(canvas) {
       state.mesh = null;
       state.spheres = null;
       render();
+    },
+    /** Milliseconds per frame of `frames` frames drawn one after another, orbiting once around the shape
+     * (each waited for by reading a pixel back: gl.finish() need not wait in a browser). */
+    orbitTiming(frames = 60) {
+      const pixel = new Uint8Array(4);
+      const start = performance.now();
+      for (let i = 0; i < frames; i++) {
+        orbit.azimuth += 360 / frames;
+        render();
+        gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, pixel);
+      }
+      return (performance.now() - start) / frames;
     },
     resetView() {
       Object.assign(orbit, CAMERA);

@@ -1,13 +1,15 @@
-// node web/test/browser.mjs URL OUT.png [SIZE]: open the viewer page at URL in headless Chromium (Debian's
-// /usr/bin/chromium, or $CHROMIUM), wait until it has drawn the fine surface or shown an error, and save a
-// SIZE x SIZE picture of its canvas (default 512). Prints one JSON line: {state, error, timings, triangles,
-// pageLoadMs, downloadBytes}. Used by tests/test_web.py and benchmarks/web.py.
+// node web/test/browser.mjs URL OUT.png [SIZE [ORBIT_FRAMES WIDTHxHEIGHT]]: open the viewer page at URL in
+// headless Chromium (Debian's /usr/bin/chromium, or $CHROMIUM), wait until it has drawn the fine surface or
+// shown an error, and save a SIZE x SIZE picture of its canvas (default 512). With ORBIT_FRAMES, then also time
+// that many frames orbiting the shape with the canvas at WIDTHxHEIGHT. Prints one JSON line: {state, error,
+// timings, triangles, pageLoadMs, downloadBytes, messages, orbitMs}. Used by tests/test_web.py and benchmarks/web.py.
 import { writeFileSync } from "node:fs";
 
 import { chromium } from "playwright-core";
 
-const [url, out, sizeText = "512"] = process.argv.slice(2);
+const [url, out, sizeText = "512", orbitFrames = "0", orbitViewport = "1280x720"] = process.argv.slice(2);
 const size = Number(sizeText);
+const [orbitWidth, orbitHeight] = orbitViewport.split("x").map(Number);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: [
@@ -44,7 +46,20 @@ try {
     window.kscViewer.render?.();
   }, size);
   writeFileSync(out, await canvas.screenshot());
-  console.log(JSON.stringify({ ...result, pageLoadMs, downloadBytes, messages }));
+  let orbitMs = null;
+  if (Number(orbitFrames) > 0 && result.state === "refined") {
+    await page.setViewportSize({ width: orbitWidth, height: orbitHeight + 200 });
+    orbitMs = await page.evaluate(
+      ([frames, width, height]) => {
+        const view = document.getElementById("view");
+        Object.assign(view.style, { width: `${width}px`, height: `${height}px` });
+        window.kscViewer.render();
+        return window.kscViewer.orbitTiming(frames);
+      },
+      [Number(orbitFrames), orbitWidth, orbitHeight],
+    );
+  }
+  console.log(JSON.stringify({ ...result, pageLoadMs, downloadBytes, messages, orbitMs }));
 } finally {
   await browser.close();
 }
