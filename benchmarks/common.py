@@ -84,6 +84,29 @@ def default_file(mesh_path: Path) -> Path | None:
     return target
 
 
+def default_files(folders, only=None):
+    """``(folder, mesh path, .ksc path or None)`` for every mesh of ``folders`` (named in ``only``, if given),
+    its default file from :func:`default_file` (None where ksc refuses the mesh)."""
+    for folder in folders:
+        for mesh_path in shared_meshes(folder):
+            if not only or mesh_path.name in only:
+                yield folder, mesh_path, default_file(mesh_path)
+
+
+def folder_medians(rows: list[dict], keys, scored) -> list[dict]:
+    """Per folder of ``rows`` and for all of them ("both"): the count of rows that ``scored(row)`` accepts and
+    the median of each of ``keys`` over them."""
+    import statistics
+
+    summary = []
+    for folder in [*dict.fromkeys(r["folder"] for r in rows), None]:
+        members = [r for r in rows if (folder is None or r["folder"] == folder) and scored(r)]
+        if members:
+            medians = {key: statistics.median(r[key] for r in members) for key in keys}
+            summary.append({"folder": folder or "both", "meshes": len(members), "members": members, **medians})
+    return summary
+
+
 def draco_file_at_budget(mesh, budget: int, bits: int) -> bytes | None:
     """The Draco file (DracoPy, level 10, quantization ``bits``) of the largest fast-simplification decimation of
     ``mesh`` that fits ``budget`` bytes: the whole mesh if it fits, else the share of faces kept bisected 14

@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     MESH_FOLDERS,
     command_line,
-    default_file,
+    default_files,
     draco_file_at_budget,
+    folder_medians,
     machine_description,
     markdown_table,
     results_name,
     run_measured,
-    shared_meshes,
     write_results,
 )
 
@@ -114,28 +114,21 @@ def main(argv=None) -> None:
 
     machine = machine_description(torch.device("cpu"))
     rows = []
-    for folder in args.meshes:
-        for mesh_path in shared_meshes(folder):
-            if args.only and mesh_path.name not in args.only:
-                continue
-            ksc_path = default_file(mesh_path)
-            if ksc_path is None:
-                rows.append({"mesh": mesh_path.name, "folder": folder.name, "ksc_error": "ksc encode refuses this mesh"})
-                continue
-            row = {"folder": folder.name, **measure(mesh_path, ksc_path, args.repeats)}
-            rows.append(row)
-            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-            save(rows, args, machine)
+    for folder, mesh_path, ksc_path in default_files(args.meshes, args.only):
+        if ksc_path is None:
+            rows.append({"mesh": mesh_path.name, "folder": folder.name, "ksc_error": "ksc encode refuses this mesh"})
+            continue
+        row = {"folder": folder.name, **measure(mesh_path, ksc_path, args.repeats)}
+        rows.append(row)
+        print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+        save(rows, args, machine)
     save(rows, args, machine)
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    summary = []
-    for folder in [*dict.fromkeys(r["folder"] for r in rows), None]:
-        members = [r for r in rows if (folder is None or r["folder"] == folder) and "time_vs_draco" in r]
-        if members:
-            medians = {key: statistics.median(r[key] for r in members) for key in MEDIANS}
-            summary.append({"folder": folder or "both", "meshes": len(members), **medians})
+    summary = folder_medians(rows, MEDIANS, lambda row: "time_vs_draco" in row)
+    for entry in summary:
+        del entry["members"]
     return summary
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,11 +29,11 @@ from common import (  # noqa: E402
     MESH_FOLDERS,
     REPO_ROOT,
     command_line,
-    default_file,
+    default_files,
+    folder_medians,
     machine_description,
     markdown_table,
     results_name,
-    shared_meshes,
     write_results,
 )
 
@@ -110,16 +109,11 @@ MEDIANS = ("first_frame_ms", "fine_frame_ms", "page_ms", "orbit_ms", "iou_vs_pre
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    summary = []
-    for folder in [*dict.fromkeys(r["folder"] for r in rows), None]:
-        members = [r for r in rows if (folder is None or r["folder"] == folder) and r.get("state") == "refined"]
-        if members:
-            medians = {key: statistics.median(r[key] for r in members) for key in MEDIANS}
-            worst = {
-                "worst_first_frame_ms": max(r["first_frame_ms"] for r in members),
-                "min_iou": min(r["iou_vs_preview"] for r in members),
-            }
-            summary.append({"folder": folder or "both", "meshes": len(members), **medians, **worst})
+    summary = folder_medians(rows, MEDIANS, lambda row: row.get("state") == "refined")
+    for entry in summary:
+        members = entry.pop("members")
+        entry["worst_first_frame_ms"] = max(r["first_frame_ms"] for r in members)
+        entry["min_iou"] = min(r["iou_vs_preview"] for r in members)
     return summary
 
 
@@ -178,19 +172,15 @@ def main(argv=None) -> None:
     machine = machine_description(torch.device("cpu"))
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        for folder in args.meshes:
-            for mesh_path in shared_meshes(folder):
-                if args.only and mesh_path.name not in args.only:
-                    continue
-                ksc_path = default_file(mesh_path)
-                if ksc_path is None:
-                    rows.append({"mesh": mesh_path.name, "folder": folder.name, "error": "ksc encode refuses this mesh"})
-                    continue
-                keep = Path(args.screenshot[1]) if args.screenshot and args.screenshot[0] == mesh_path.name else None
-                row = {"mesh": mesh_path.name, "folder": folder.name, **measure(ksc_path, Path(scratch), keep)}
-                rows.append(row)
-                print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-                save(rows, args, machine)
+        for folder, mesh_path, ksc_path in default_files(args.meshes, args.only):
+            if ksc_path is None:
+                rows.append({"mesh": mesh_path.name, "folder": folder.name, "error": "ksc encode refuses this mesh"})
+                continue
+            keep = Path(args.screenshot[1]) if args.screenshot and args.screenshot[0] == mesh_path.name else None
+            row = {"mesh": mesh_path.name, "folder": folder.name, **measure(ksc_path, Path(scratch), keep)}
+            rows.append(row)
+            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+            save(rows, args, machine)
     save(rows, args, machine)
 
 

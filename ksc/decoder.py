@@ -28,6 +28,9 @@ FOURIER_MAJOR = 3
 FEATURE_DIM_MAJOR = 4
 """The first format version whose ``model`` has ``feature_dim``; older files mean the paper's 29."""
 PAPER_FEATURE_DIM = 29
+WRITTEN_MODEL_FIELDS = ("features", "spheres", "layers", "width", "activation")
+"""The ``model`` fields every format version stores (``weighting`` may be absent before 3.x: it then means
+``paper``; ``frequencies`` and ``feature_dim`` are checked per version)."""
 MAX_FACES = 50_000_000
 """Most faces ``faces=`` may ask for (marching cubes at 1024^3 gives a few tens of millions at most)."""
 
@@ -161,10 +164,15 @@ def _model_config(section, major: int) -> ModelConfig:
 
     ``frequencies`` (Fourier features of the query point) came with format 3.0
     and ``feature_dim`` (values per sphere feature) with 4.0: a file of such a
-    version must state the field, and an older file cannot have it.
+    version must state the field, and an older file cannot have it. The fields
+    of :data:`WRITTEN_MODEL_FIELDS` are required: ksc's defaults change between
+    versions (0.1 had 128 spheres), so a file must not be read with them.
     """
     if not isinstance(section, dict):
         raise KscFormatError("header field 'model' is missing or not a map")
+    missing = [name for name in WRITTEN_MODEL_FIELDS if name not in section]
+    if missing:  # every writer stored them: a file must not take its network from this reader's defaults
+        raise KscFormatError(f"header field 'model' lacks {', '.join(missing)}")
     for name, since, before in (("frequencies", FOURIER_MAJOR, 0), ("feature_dim", FEATURE_DIM_MAJOR, PAPER_FEATURE_DIM)):
         if major < since:
             if name in section:

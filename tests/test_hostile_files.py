@@ -194,6 +194,20 @@ def test_frequencies_are_required_since_3x_and_refused_before():
         verify(pack_raw(header, tensors, MAP_HEADER_VERSION))
 
 
+@pytest.mark.parametrize("name", ["features", "spheres", "layers", "width", "activation"])
+def test_a_map_header_must_state_the_network_it_does_not_get_from_defaults(name):
+    header, tensors = golden_parts(MAP_HEADER_GOLDEN)
+    del header["model"][name]
+    with pytest.raises(KscFormatError, match=f"header field 'model' lacks {name}"):
+        verify(pack_raw(header, tensors, MAP_HEADER_VERSION))
+
+
+def test_weighting_may_be_left_out_before_3x():
+    data = (GOLDEN_FOLDER / "v2.0" / "torus.ksc").read_bytes()
+    assert "weighting" not in golden_parts(data)[0]["model"]
+    assert verify(data).config.weighting == "paper"
+
+
 def test_feature_dim_is_required_since_4x_and_refused_before():
     header, tensors = golden_parts(MAP_HEADER_GOLDEN)
     assert header["model"]["feature_dim"] == 8

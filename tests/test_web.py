@@ -106,6 +106,14 @@ def _mutations(data: bytes, seed: int) -> list[bytes]:
                 node = node[key]
             node[path[-1]] = bad
             cases.append(pack_raw(mutated, tensors, version))
+    for path in header_paths(header):  # and each field left out
+        if isinstance(path[-1], str):
+            mutated = copy.deepcopy(header)
+            node = mutated
+            for key in path[:-1]:
+                node = node[key]
+            del node[path[-1]]
+            cases.append(pack_raw(mutated, tensors, version))
     cases.append(data[:4] + bytes([9, 0]) + data[6:])  # a future major version (and a bad checksum)
     return cases
 

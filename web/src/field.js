@@ -14,6 +14,8 @@ function modelConfig(section, major) {
   if (section === null || typeof section !== "object" || Array.isArray(section)) {
     throw new KscFormatError("header field 'model' is missing or not a map");
   }
+  const missing = ["features", "spheres", "layers", "width", "activation"].filter((name) => !(name in section));
+  if (missing.length) throw new KscFormatError(`header field 'model' lacks ${missing.join(", ")}`); // every writer stored them
   let model = section;
   for (const [name, since, before] of [
     ["frequencies", FOURIER_MAJOR, 0],
@@ -26,10 +28,7 @@ function modelConfig(section, major) {
       throw new KscFormatError(`header field 'model' lacks '${name}', which format ${major}.x requires`);
     }
   }
-  if (!("weighting" in model)) model = { ...model, weighting: "paper" }; // 1.x files mean the paper's weights
-  for (const name of ["features", "spheres", "layers", "width", "activation"]) {
-    if (!(name in model)) throw new KscFormatError(`header field 'model' is invalid: missing ${name}`);
-  }
+  if (!("weighting" in model)) model = { ...model, weighting: "paper" }; // files before 3.x may leave it out
   return modelFromMap(model);
 }
 
