@@ -44,8 +44,10 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
-from rd import CachedRival  # noqa: E402
-from rival import bd_rate  # noqa: E402
+from rival import (
+    CachedRival,  # noqa: E402
+    bd_rate,  # noqa: E402
+)
 
 from ksc.check import check_file  # noqa: E402
 from ksc.config import PRESETS, EncodeOptions  # noqa: E402

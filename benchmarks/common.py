@@ -107,34 +107,6 @@ def folder_medians(rows: list[dict], keys, scored) -> list[dict]:
     return summary
 
 
-def draco_file_at_budget(mesh, budget: int, bits: int) -> bytes | None:
-    """The Draco file (DracoPy, level 10, quantization ``bits``) of the largest fast-simplification decimation of
-    ``mesh`` that fits ``budget`` bytes: the whole mesh if it fits, else the share of faces kept bisected 14
-    times; None if nothing of 4 faces or more fits."""
-    import DracoPy
-    import fast_simplification
-    import numpy as np
-
-    points, faces = mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32)
-
-    def encoded(keep: float):
-        p, f = (points, faces) if keep >= 1.0 else fast_simplification.simplify(points, faces, target_reduction=1.0 - keep)
-        return DracoPy.encode(p, f, quantization_bits=bits, compression_level=10), len(f)
-
-    data, _ = encoded(1.0)
-    if len(data) <= budget:
-        return data
-    low, high, found = 0.0, 1.0, None
-    for _ in range(14):
-        keep = (low + high) / 2
-        data, count = encoded(keep)
-        if len(data) <= budget and count >= 4:
-            low, found = keep, data
-        else:
-            high = keep
-    return found
-
-
 def set_torch_threads(threads: int | None) -> None:
     """Give torch ``threads`` threads (None: leave its default); a process pool's initializer."""
     if threads:

@@ -4,10 +4,10 @@ For every mesh of ../shared/meshes and ../shared/meshes-wide, its default
 ``.ksc`` (encoded once and kept in ``benchmarks/.cache/default/``) is decoded
 ``--repeats`` times by ``ksc decode FILE OUT.ply`` in a fresh process with
 default settings (wall time from start to the written file, interpreter start
-included; the median is kept). Beside it, a Draco file of at most the same
-bytes (``common.draco_file_at_budget``: the whole input, or its largest
-fast-simplification decimation that fits, DracoPy at quantization 10, level 10)
-is decoded by a Python process that writes the same binary PLY (``draco_decode.py``: DracoPy + trimesh).
+included; the median is kept). Beside it, the full rival's Draco file at the same
+bytes (``rival.CachedRival.file_at``: the decimator and quantization that ``rd.py``'s search found best there,
+cached in ``benchmarks/.cache/rival/``) is decoded by a Python process that writes the same binary PLY
+(``draco_decode.py``: DracoPy + trimesh).
 Then, in this process, the default output and the raw marching-cubes mesh
 (``faces=0``) are scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/decode[-SUFFIX].{json,md}``.
@@ -28,7 +28,6 @@ from common import (  # noqa: E402
     MESH_FOLDERS,
     command_line,
     default_files,
-    draco_file_at_budget,
     folder_medians,
     machine_description,
     markdown_table,
@@ -36,8 +35,8 @@ from common import (  # noqa: E402
     run_measured,
     write_results,
 )
+from rival import CachedRival  # noqa: E402
 
-DRACO_BITS = 10
 DRACO_CHILD = Path(__file__).resolve().parent / "draco_decode.py"
 
 
@@ -66,11 +65,13 @@ def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
         row.update({f"ksc_{key}": value for key, value in ksc.items()})
         if out.is_file():
             row["ply_bytes"] = out.stat().st_size
-        drc = Path(scratch) / "rival.drc"
-        drc.write_bytes(draco_file_at_budget(mesh, len(data), DRACO_BITS))
-        row["draco_bytes"] = drc.stat().st_size
-        draco = timed([str(DRACO_CHILD), str(drc), str(Path(scratch) / "draco.ply")], repeats)
-        row.update({f"draco_{key}": value for key, value in draco.items()})
+        rival = CachedRival(mesh_path, mesh).file_at(len(data))
+        if rival is not None:
+            drc = Path(scratch) / "rival.drc"
+            drc.write_bytes(rival)
+            row["draco_bytes"] = len(rival)
+            draco = timed([str(DRACO_CHILD), str(drc), str(Path(scratch) / "draco.ply")], repeats)
+            row.update({f"draco_{key}": value for key, value in draco.items()})
     decoded, raw = decode(data), decode(data, faces=0)
     row.update({"faces": len(decoded.faces), "raw_faces": len(raw.faces)})
     row["faces_ratio"] = row["faces"] / row["input_faces"]
@@ -151,8 +152,8 @@ def save(rows, args, machine) -> None:
             f"Machine: {machine}. Command: `{command.strip()}`. Every time is the median wall time of",
             f"{args.repeats} fresh processes, from start to the written binary PLY, Python's start-up included.",
             "ksc: `ksc decode FILE OUT.ply` with default settings (numpy, no torch). Draco: `draco_decode.py`",
-            "(DracoPy + trimesh) on a file of at most the .ksc's bytes: the whole mesh, or its largest",
-            f"fast-simplification decimation that fits, at quantization {DRACO_BITS}.",
+            "(DracoPy + trimesh) on the full rival's file at the .ksc's bytes (the decimator and quantization",
+            "that `rd.py`'s search found best there; `rival.CachedRival.file_at`).",
             "Errors are against the input mesh (ksc.metrics); 'raw' is the marching-cubes mesh (`--faces 0`).",
             "",
             "## Medians",

@@ -1,6 +1,6 @@
 """Where a default encode spends its time: seconds per stage, and a training step against what the CPU can do.
 
-Each mesh is loaded and encoded with the default options on one torch thread (the CLI's default), and the
+Each mesh is loaded and encoded with the default options (or ``--preset``'s) on one torch thread (the CLI's default), and the
 encoder's own stage timings (``ksc.encoder.STAGES``: repair, normalize, key spheres, the training points'
 distances and signs and the rest of their sampling, training, step allocation, fine-tuning, writing, the
 self-check) are tabulated with the loading. A second table counts the floating-point work of one training
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import MESH_FOLDERS, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
 
-from ksc.config import EncodeOptions  # noqa: E402
+from ksc.config import PRESETS, EncodeOptions, preset_options  # noqa: E402
 from ksc.encoder import STAGES, encode_mesh  # noqa: E402
 from ksc.errors import KscError  # noqa: E402
 from ksc.meshio import load_mesh  # noqa: E402
@@ -84,11 +84,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: every mesh of both folders).")
     parser.add_argument("--suffix", default="", help="Results go to encode-profile-SUFFIX.{json,md}.")
+    parser.add_argument("--preset", choices=list(PRESETS), default="default", help="Encode with this preset's options.")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    options = EncodeOptions()
+    options = preset_options(args.preset)
     paths = [p for folder in MESH_FOLDERS for p in shared_meshes(folder) if not args.only or p.name in args.only]
     rows = []
     for path in paths:
@@ -114,14 +115,15 @@ def main(argv=None) -> None:
     columns.append(("error", "error", "s"))
     markdown = "\n".join(
         [
-            "# Where a default encode spends its time",
+            f"# Where a{'n' if args.preset[0] in 'aeiou' else ''} {args.preset} encode spends its time",
             "",
             f"Machine: {machine}, one torch thread (the default), one encode at a time. Command: `{command}`.",
             "Seconds per stage (`ksc.encoder.STAGES`), medians over the meshes, and each stage's share of the median total:",
             "",
             markdown_table([("stage", "stage", "s"), ("median_s", "median s", ".2f"), ("share", "share", ".1%")], shares),
             "",
-            "One training step of the default network (batch 2048) against one thread's best on a"
+            f"One training step of the {args.preset} preset's network (batch {options.train.batch_size}) against one"
+            " thread's best on a"
             f" {REFERENCE_SIZE}^2 float32 matrix product (matrix products only; the sines, cosines, SiLUs and the"
             " Adam update add work the count leaves out):",
             "",

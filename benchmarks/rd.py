@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
 import sys
 import time
@@ -41,7 +40,7 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
-from rival import CURVE_BUDGETS, DracoRival, bd_rate, settings_key  # noqa: E402
+from rival import CURVE_BUDGETS, CachedRival, bd_rate  # noqa: E402
 
 from ksc.config import PRESETS, preset_options  # noqa: E402
 from ksc.decoder import decode_mesh  # noqa: E402
@@ -89,44 +88,6 @@ def _made_with(data: bytes, options) -> bool:
         and encoder.get("distance") == options.distance
         and bits == {options.weight_bits}
     )
-
-
-class CachedRival:
-    """The rival's results for one mesh, kept in ``benchmarks/.cache/rival/`` under :func:`rival.settings_key`:
-    the search is deterministic, so a rerun with another preset searches only the new budgets."""
-
-    def __init__(self, path: Path, mesh):
-        self.mesh, self.file = mesh, CACHE / "rival" / f"{path.stem}.json"
-        self.key = settings_key()
-        self._rival = None
-        try:
-            stored = json.loads(self.file.read_text())
-            self.results = stored if stored.get("key") == self.key else {}
-        except (OSError, ValueError):
-            self.results = {}
-        self.results.setdefault("key", self.key)
-        self.results.setdefault("best", {})
-
-    def _search(self) -> DracoRival:
-        if self._rival is None:
-            self._rival = DracoRival(self.mesh)
-        return self._rival
-
-    def best(self, budget: int) -> dict | None:
-        if str(budget) not in self.results["best"]:
-            self.results["best"][str(budget)] = self._search().best(budget, quantizations="all")
-            self._save()
-        return self.results["best"][str(budget)]
-
-    def curve(self) -> list[dict]:
-        if "curve" not in self.results:
-            self.results["curve"] = self._search().curve()
-            self._save()
-        return [dict(point) for point in self.results["curve"]]
-
-    def _save(self) -> None:
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.file, json.dumps(self.results).encode())
 
 
 def run_mesh(path: Path, presets, seed: int, keep: bool) -> dict:

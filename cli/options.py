@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import replace
 
 import click
 
@@ -67,16 +68,28 @@ ENCODE_OPTIONS = [
         help="E, values per sphere feature (the paper's 29).",
     ),
     click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True),
-    click.option("--steps", default=DEFAULTS.train.steps, show_default=True, help="Training steps."),
+    click.option(
+        "--steps", type=int, default=None, help=f"Training steps (default: the preset's; {DEFAULTS.train.steps} for default)."
+    ),
     click.option(
         "--time-budget",
         type=float,
         default=None,
         help="Stop the float training after this many seconds (not reproducible); fine-tuning follows.",
     ),
-    click.option("--batch-size", default=DEFAULTS.train.batch_size, show_default=True),
+    click.option(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"Points per step (default: the preset's; {DEFAULTS.train.batch_size} for default).",
+    ),
     click.option("--lr", "learning_rate", default=DEFAULTS.train.learning_rate, show_default=True, help="Peak learning rate."),
-    click.option("--samples", default=DEFAULTS.samples, show_default=True, help="Training points with their SDF."),
+    click.option(
+        "--samples",
+        type=int,
+        default=None,
+        help=f"Training points with their SDF (default: the preset's; {DEFAULTS.samples:,} for default).",
+    ),
     click.option(
         "--distance",
         type=click.Choice(DISTANCES),
@@ -89,8 +102,8 @@ ENCODE_OPTIONS = [
         type=click.Choice(list(PRESETS)),
         default="default",
         show_default=True,
-        help="Rate point: "
-        + ", ".join(f"{name} {p.weight_bits}-bit width {p.width} ({p.typical_size})" for name, p in PRESETS.items())
+        help="Rate point, or a faster training: "
+        + ", ".join(f"{name} {p.weight_bits}-bit width {p.width} ({p.summary})" for name, p in PRESETS.items())
         + ".",
     ),
     click.option("--bits", type=int, default=None, help="Bits per quantized weight (2-16); overrides --preset."),
@@ -102,7 +115,10 @@ ENCODE_OPTIONS = [
         " then keeps the most bits per weight that fit.",
     ),
     click.option(
-        "--qat-steps", default=DEFAULTS.qat_steps, show_default=True, help="Quantization-aware fine-tuning steps (0: none)."
+        "--qat-steps",
+        type=int,
+        default=None,
+        help=f"Quantization-aware fine-tuning steps (0: none; default: the preset's, {DEFAULTS.qat_steps} for default).",
     ),
     click.option("--seed", default=DEFAULTS.seed, show_default=True),
 ]
@@ -119,30 +135,35 @@ def encode_options(function):
 def encode_job(settings: dict):
     """The :class:`ksc.batch.EncodeJob` (options, byte cap) that :data:`ENCODE_OPTIONS`' values ask for."""
     from ksc.batch import EncodeJob
-    from ksc.config import ModelConfig, TrainConfig
+    from ksc.config import ModelConfig, TrainConfig, preset_options
 
-    rate = PRESETS[settings["preset"]]
+    preset = preset_options(settings["preset"])
     width = settings["width"]
-    options = EncodeOptions(
+
+    def given(name: str, fallback):
+        return settings[name] if settings[name] is not None else fallback
+
+    options = replace(
+        preset,
         model=ModelConfig(
             features=settings["features"],
             spheres=settings["spheres"],
             layers=settings["layers"],
-            width=width if width is not None else rate.width,
+            width=given("width", preset.model.width),
             frequencies=settings["frequencies"],
             feature_dim=settings["feature_dim"],
             activation=settings["activation"],
         ),
         train=TrainConfig(
-            steps=settings["steps"],
-            batch_size=settings["batch_size"],
+            steps=given("steps", preset.train.steps),
+            batch_size=given("batch_size", preset.train.batch_size),
             learning_rate=settings["learning_rate"],
             time_budget=settings["time_budget"],
         ),
-        samples=settings["samples"],
+        samples=given("samples", preset.samples),
         distance=settings["distance"],
-        weight_bits=settings["bits"] if settings["bits"] is not None else rate.weight_bits,
-        qat_steps=settings["qat_steps"],
+        weight_bits=given("bits", preset.weight_bits),
+        qat_steps=given("qat_steps", preset.qat_steps),
         seed=settings["seed"],
     )
     return EncodeJob(options=options, max_bytes=settings["max_bytes"], fit_width=width is None)

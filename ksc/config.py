@@ -139,31 +139,72 @@ class EncodeOptions:
         return LONG_TRAINING_UNIFORM_SHARE if self.train.steps >= LONG_TRAINING_STEPS else SHORT_TRAINING_UNIFORM_SHARE
 
 
+FAST_SUMMARY = "~7.1 KB in ~17 s, 1/10 of the default's time, at ~2x its Chamfer-L1 and ~3x Draco's"
+"""The fast preset's measured medians over both mesh folders (benchmarks/results/rd-fast.md,
+encode-profile-fast.md), as --help shows them."""
+
+
 @dataclass(frozen=True)
 class Preset:
-    """A named rate point: bits per stored weight and the hidden width (the rest is the default network and training)."""
+    """A named setting: the rate (bits per stored weight, hidden width) and, for a faster encode, a shorter
+    training than the default's (None: EncodeOptions' and TrainConfig's values)."""
 
     weight_bits: int
     width: int
-    typical_size: str
-    """Median file size over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md)."""
+    summary: str
+    """What it gives: median file size over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md) and,
+    for a faster training, time and error (benchmarks/results/rd-fast.md)."""
+    steps: int | None = None
+    batch_size: int | None = None
+    samples: int | None = None
+    qat_steps: int | None = None
+    allocate_steps: bool = True
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=28, typical_size="~5.1 KB"),
-    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, typical_size="~6.8 KB"),
-    "high": Preset(weight_bits=8, width=39, typical_size="~8.3 KB"),
+    "small": Preset(weight_bits=8, width=28, summary="~5.1 KB"),
+    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, summary="~6.8 KB"),
+    "high": Preset(weight_bits=8, width=39, summary="~8.3 KB"),
+    "fast": Preset(
+        weight_bits=8,
+        width=ModelConfig.width,
+        summary=FAST_SUMMARY,
+        steps=3000,
+        batch_size=1024,
+        samples=250_000,
+        qat_steps=300,
+        allocate_steps=False,
+    ),
 }
-"""Preset name -> network width and bits. The width sets the rate, not the bits: below 8 bits a weight loses
-more accuracy than the extra parameters buy back, above 8 it gains little (docs/method.md, "Store")."""
+"""Preset name -> network width and bits, and for ``fast`` its training. The width sets the rate, not the bits:
+below 8 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains little
+(docs/method.md, "Store"). ``fast`` is the default's network trained 1/10 as long: 3000 steps of 1024 points on
+250k samples, 300 fine-tuning steps, no per-tensor step allocation (its 3 s buy more in steps). Chosen on bunny,
+dragon and homer (16.5 s, 1.8-2.1x the default's Chamfer-L1, where 1500 steps of 2048 had 3.0x, 1500 at twice the
+learning rate 2.9x and 4000 of 512 2.4x); on the 24 meshes of both folders 12-37 s (median 17 s, 0.08-0.11x the
+default on the 4 it was profiled on) and 1.3-3.2x the default's Chamfer-L1 (median 2.1x)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:
-    """The options of preset ``name`` ('small', 'default', 'high'), with ``changes`` (EncodeOptions fields) applied.
+    """The options of preset ``name`` (``PRESETS``), with ``changes`` (EncodeOptions fields) applied.
 
-    A ``model`` among ``changes`` replaces the preset's, width included.
+    A ``model`` or ``train`` among ``changes`` replaces the preset's, width and steps included.
     """
     if name not in PRESETS:
         raise KscInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
-    return replace(EncodeOptions(model=ModelConfig(width=preset.width), weight_bits=preset.weight_bits), **changes)
+    base = EncodeOptions()
+    train = replace(
+        base.train,
+        steps=preset.steps if preset.steps is not None else base.train.steps,
+        batch_size=preset.batch_size if preset.batch_size is not None else base.train.batch_size,
+    )
+    options = EncodeOptions(
+        model=ModelConfig(width=preset.width),
+        train=train,
+        samples=preset.samples if preset.samples is not None else base.samples,
+        weight_bits=preset.weight_bits,
+        qat_steps=preset.qat_steps if preset.qat_steps is not None else base.qat_steps,
+        allocate_steps=preset.allocate_steps,
+    )
+    return replace(options, **changes)

@@ -316,3 +316,33 @@ def test_a_missing_encode_extra_is_a_clear_error(encoded, tmp_path, monkeypatch)
     result = CliRunner().invoke(main, ["compare", str(source), str(out)])
     assert result.exit_code == 1
     assert "needs igl" in result.output and "ksc[encode]" in result.output
+
+
+def _job(*args):
+    """The EncodeJob that ``ksc encode`` would run with these options (nothing is trained)."""
+    import click
+
+    from ksc.cli.options import encode_job, encode_options
+
+    jobs = []
+
+    @click.command()
+    @encode_options
+    def command(**settings):
+        jobs.append(encode_job(settings))
+
+    result = CliRunner().invoke(command, list(args))
+    assert result.exit_code == 0, result.output
+    return jobs[0]
+
+
+def test_the_fast_preset_trains_shorter_and_explicit_options_win():
+    from ksc.config import EncodeOptions, preset_options
+
+    assert _job().options == EncodeOptions()
+    fast = _job("--preset", "fast").options
+    assert fast == preset_options("fast")
+    assert fast.train.steps < EncodeOptions().train.steps / 5 and fast.samples < EncodeOptions().samples
+    assert fast.model == EncodeOptions().model and fast.weight_bits == 8 and not fast.allocate_steps
+    chosen = _job("--preset", "fast", "--steps", "500", "--samples", "60000", "--qat-steps", "0").options
+    assert (chosen.train.steps, chosen.samples, chosen.qat_steps, chosen.train.batch_size) == (500, 60000, 0, 1024)

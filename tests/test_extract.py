@@ -76,13 +76,13 @@ def test_coarse_to_fine_gives_the_dense_mesh_of_a_trained_network(resolution, sl
 
 def test_coarse_to_fine_on_an_exact_distance_skips_most_of_the_grid():
     result = extract_mesh(Ball, 128, 1.05)
-    assert result.evaluations < 0.15 * 128**3  # a band about 15 nodes thick: margin 2 on 4^3 leaf blocks
-    assert result.active_blocks < 0.15 * result.total_blocks
+    assert result.evaluations < 0.08 * 128**3  # a band about 8 nodes thick: margin 1 on 4^3 leaf blocks
+    assert result.active_blocks < 0.08 * result.total_blocks
     assert np.allclose(np.linalg.norm(result.vertices, axis=1), 0.6, atol=0.005)
 
 
 def SteepRipples(points):
-    """A rippled ball whose value changes up to ~8 per unit length: the octree's margin of 2 is a bet it loses."""
+    """A rippled ball whose value changes up to ~8 per unit length: the octree's margin of 1 is a bet it loses."""
     ripple = 0.08 * np.sin(9 * points[:, 0]) * np.sin(7 * points[:, 1])
     return 4.0 * (0.6 + ripple - np.linalg.norm(points, axis=1))
 
