@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import re
 import shutil
 import signal
@@ -269,15 +270,20 @@ def test_view_serves_the_page_and_the_file_and_stops_on_ctrl_c(tmp_path):
     assert missing.exit_code == 1 and "no such file" in missing.output
 
 
-def browse(url: str, picture: Path, size: int = SIZE) -> dict:
-    """web/test/browser.mjs: the page's final state and a picture of its canvas."""
+def browse(url: str, picture: Path, size: int = SIZE, pick: Path | None = None) -> dict:
+    """web/test/browser.mjs: the page's final state and a picture of its canvas (``pick``: opened with the picker)."""
     node = _node()
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium for the browser tests")
     if not (WEB / "node_modules" / "playwright-core").is_dir():
         pytest.skip("playwright-core is missing in web/node_modules: run `make setup`")
+    environment = {**os.environ, "KSC_PICK": str(pick)} if pick else None
     done = subprocess.run(
-        [node, str(WEB / "test" / "browser.mjs"), url, str(picture), str(size)], capture_output=True, text=True, timeout=180
+        [node, str(WEB / "test" / "browser.mjs"), url, str(picture), str(size)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=environment,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -315,3 +321,17 @@ def test_page_shows_the_error_of_a_truncated_file(tmp_path):
         viewing.stop()
     assert result["state"] == "error" and "checksum mismatch" in result["error"], result
     assert not _png_silhouette(tmp_path / "page.png").any()  # no stale or partial shape
+
+
+def test_page_opens_files_from_its_picker_old_versions_and_refuses_future_ones(tmp_path):
+    future = tmp_path / "future.ksc"
+    future.write_bytes(reseal(CURRENT.read_bytes()[:4] + bytes([6, 0]) + CURRENT.read_bytes()[6:-4]))
+    viewing = Viewing(CURRENT)
+    try:
+        page = viewing.url.split("?")[0]
+        old = browse(page, tmp_path / "old.png", 64, pick=REPO / "tests" / "golden" / "v1.0" / "torus.ksc")
+        refused = browse(page, tmp_path / "future.png", 64, pick=future)
+    finally:
+        viewing.stop()
+    assert old["state"] == "refined" and old["triangles"] > 1000, old
+    assert refused["state"] == "error" and "format version 6.0 is not supported" in refused["error"], refused

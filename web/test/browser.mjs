@@ -2,7 +2,8 @@
 // headless Chromium (Debian's /usr/bin/chromium, or $CHROMIUM), wait until it has drawn the fine surface or
 // shown an error, and save a SIZE x SIZE picture of its canvas (default 512). With ORBIT_FRAMES, then also time
 // that many frames orbiting the shape with the canvas at WIDTHxHEIGHT. Prints one JSON line: {state, error,
-// timings, triangles, pageLoadMs, downloadBytes, messages, orbitMs}. Used by tests/test_web.py and benchmarks/web.py.
+// timings, triangles, pageLoadMs, downloadBytes, messages, orbitMs}. With $KSC_PICK set to a file's path, the file
+// is opened through the page's file picker instead of ?file=. Used by tests/test_web.py and benchmarks/web.py.
 import { writeFileSync } from "node:fs";
 
 import { chromium } from "playwright-core";
@@ -33,6 +34,7 @@ try {
   page.on("pageerror", (error) => messages.push(`page error: ${error.message}`));
   const started = Date.now();
   await page.goto(url);
+  if (process.env.KSC_PICK) await page.setInputFiles("#picker", process.env.KSC_PICK);
   await page.waitForFunction(() => ["refined", "error"].includes(window.kscViewer?.state), null, { timeout: 60000 });
   const pageLoadMs = Date.now() - started;
   const result = await page.evaluate(() => {
