@@ -51,9 +51,10 @@ fi
 if command -v npm >/dev/null 2>&1; then
     if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
         echo "setup: installing the web viewer's npm packages"
-        (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+            || echo "setup: warning: npm ci failed in web/; \`ksc view\` and the viewer's tests will not work" >&2
     fi
-    (cd web && npm run --silent build)
+    (cd web && npm run --silent build) || echo "setup: warning: the web viewer did not build" >&2
 else
     echo "setup: warning: npm not found; \`ksc view\` and the viewer's tests need Node.js 18+ and npm" >&2
 fi
