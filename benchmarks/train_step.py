@@ -10,6 +10,7 @@ The sphere-branch rows time the forward and backward of the point feature
 alone, summed as ``(a @ z) / sum(a)`` (``KeySphereNet.point_features``, what the
 model does) and as ``(a / sum(a)) @ z`` (through the normalized
 ``KeySphereNet.sphere_weights``, before ksc 0.10).
+With ``--compile`` the default network is also timed under ``torch.compile`` (inductor), after its compile.
 Writes ``benchmarks/results/train-step.{json,md}``.
 Run: ``.venv/bin/python benchmarks/train_step.py [--threads 2]`` (about two minutes).
 """
@@ -64,6 +65,9 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="Steps per timed round.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds per configuration.")
     parser.add_argument("--suffix", default="", help="Results go to train-step-SUFFIX.{json,md}.")
+    parser.add_argument(
+        "--compile", action="store_true", help="Also time the default network under torch.compile (its compile time too)."
+    )
     args = parser.parse_args(argv)
     set_torch_threads(args.threads)
     batch = EncodeOptions().train.batch_size
@@ -78,6 +82,16 @@ def main(argv=None) -> None:
         model = KeySphereNet(config, spheres[: config.spheres])
         optimizer = adam(list(model.parameters()), 1e-3)
         jobs[f"training step, {name}"] = lambda m=model, o=optimizer: _training_step(m, o, points, target, batch, generator)
+    compile_seconds = None
+    if args.compile:
+        model = KeySphereNet(ModelConfig(), spheres[: ModelConfig().spheres])
+        optimizer = adam(list(model.parameters()), 1e-3)
+        compiled = torch.compile(model)
+        start = time.perf_counter()
+        _training_step(compiled, optimizer, points, target, batch, generator)  # compiles forward and backward
+        compile_seconds = time.perf_counter() - start
+        name = f"training step, {next(iter(SHAPES))}, torch.compile (compiling took {compile_seconds:.0f} s)"
+        jobs[name] = lambda m=compiled, o=optimizer: _training_step(m, o, points, target, batch, generator)
     branch_model = KeySphereNet(ModelConfig(), spheres[: ModelConfig().spheres])
     branch_points = points[:batch]
     for name, form in SPHERE_BRANCH_FORMS.items():
@@ -113,7 +127,8 @@ def main(argv=None) -> None:
             table,
         ]
     )
-    write_results(results_name("train-step", args.suffix), {"machine": machine, "command": command, "rows": rows}, markdown)
+    payload = {"machine": machine, "command": command, "rows": rows, "compile_seconds": compile_seconds}
+    write_results(results_name("train-step", args.suffix), payload, markdown)
 
 
 if __name__ == "__main__":
