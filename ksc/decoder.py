@@ -103,12 +103,15 @@ class Decoded:
         Unit vertex normals from the field's gradient.
     extraction : Extraction
         The marching-cubes mesh's statistics (its faces before decimation: ``extraction.faces``).
+    network : DecodedField
+        The network it was extracted from, with its frame (``network.transform``) and key spheres.
     """
 
     vertices: np.ndarray
     faces: np.ndarray
     normals: np.ndarray
     extraction: Extraction
+    network: DecodedField
 
     @property
     def mesh(self):
@@ -150,7 +153,11 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
             vertices, triangles = decimate(vertices, triangles, faces)
         normals = field_normals(decoded.field, vertices)
     return Decoded(
-        vertices=decoded.transform.to_original(vertices), faces=triangles, normals=normals, extraction=extraction
+        vertices=decoded.transform.to_original(vertices),
+        faces=triangles,
+        normals=normals,
+        extraction=extraction,
+        network=decoded,
     )
 
 

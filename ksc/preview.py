@@ -197,14 +197,14 @@ def render(
 
 def preview(data: bytes, size: int = 512, spheres: bool = False, resolution: int = PREVIEW_RESOLUTION) -> np.ndarray:
     """A picture (size, size, 3) uint8 of the shape a ``.ksc`` file decodes to, seen by the viewer's default camera."""
-    from ksc.decoder import decode, load_field
+    from ksc.decoder import decode
 
-    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+    if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:  # before the decode, which takes a second
         raise KscInputError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")
     decoded = decode(data, resolution)
-    field = load_field(data)
-    vertices = field.transform.to_unit(decoded.vertices)
-    rows = np.concatenate([field.field.centres, field.field.radii[:, None]], axis=1) if spheres else None
+    network = decoded.network
+    vertices = network.transform.to_unit(decoded.vertices)
+    rows = np.concatenate([network.field.centres, network.field.radii[:, None]], axis=1) if spheres else None
     return render(vertices, decoded.faces, decoded.normals, size, rows)
 
 

@@ -84,9 +84,8 @@ def test_js_surface_is_closed_and_encloses_what_python_decodes():
     (result,) = js_decode([data], cells=64)
     surface = result["surface"]
     assert surface["triangles"] > 5000 and surface["unshared"] == 0  # a closed surface, outward (positive volume)
-    field = load_field(data)
     decoded = decode(data, 65, faces=0)
-    expected = trimesh.Trimesh(field.transform.to_unit(decoded.vertices), decoded.faces, process=False).volume
+    expected = trimesh.Trimesh(decoded.network.transform.to_unit(decoded.vertices), decoded.faces, process=False).volume
     assert surface["volume"] == pytest.approx(expected, rel=0.02)
 
 
@@ -99,22 +98,21 @@ def _mutations(data: bytes, seed: int) -> list[bytes]:
         flipped[rng.integers(6, len(data) - 4)] ^= 1 << int(rng.integers(8))
         cases.append(reseal(bytes(flipped[:-4])))
     version, header, tensors = unpack_raw(data)
+
+    def mutated(path, change) -> bytes:
+        """The file with ``change(parent, key)`` applied to a copy of the header at ``path``."""
+        copied = copy.deepcopy(header)
+        parent = copied
+        for key in path[:-1]:
+            parent = parent[key]
+        change(parent, path[-1])
+        return pack_raw(copied, tensors, version)
+
     for path in header_paths(header):
         for bad in ("x", -1, None, [], {}, 10**9):
-            mutated = copy.deepcopy(header)
-            node = mutated
-            for key in path[:-1]:
-                node = node[key]
-            node[path[-1]] = bad
-            cases.append(pack_raw(mutated, tensors, version))
-    for path in header_paths(header):  # and each field left out
-        if isinstance(path[-1], str):
-            mutated = copy.deepcopy(header)
-            node = mutated
-            for key in path[:-1]:
-                node = node[key]
-            del node[path[-1]]
-            cases.append(pack_raw(mutated, tensors, version))
+            cases.append(mutated(path, lambda parent, key, bad=bad: parent.__setitem__(key, bad)))
+        if isinstance(path[-1], str):  # and each field left out
+            cases.append(mutated(path, lambda parent, key: parent.__delitem__(key)))
     cases.append(data[:4] + bytes([9, 0]) + data[6:])  # a future major version (and a bad checksum)
     return cases
 
@@ -180,8 +178,7 @@ def test_preview_silhouette_is_the_decoded_mesh_projection():
     assert len(np.unique(picture[silhouette].reshape(-1, 3), axis=0)) > 20  # shaded, not flat
 
     decoded = decode(data, 128)
-    field = load_field(data)
-    mesh = trimesh.Trimesh(field.transform.to_unit(decoded.vertices), decoded.faces, process=False)
+    mesh = trimesh.Trimesh(decoded.network.transform.to_unit(decoded.vertices), decoded.faces, process=False)
     samples, _ = trimesh.sample.sample_surface(mesh, 400_000, seed=1)
     pixels, _ = project(samples, SIZE)
     pixels = np.floor(pixels).astype(int)

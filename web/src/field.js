@@ -3,7 +3,7 @@
 // checks: bound in [1, 2], a finite transform, the model fields each format version defines, radii >= 0.
 
 import { KscFormatError } from "./errors.js";
-import { decodeTensor, modelFromMap, readContainer, tensorLayout } from "./format.js";
+import { decodeTensor, isMap, modelFromMap, readContainer, tensorLayout } from "./format.js";
 
 const MIN_DISTANCE = 1e-3;
 const FOURIER_MAJOR = 3;
@@ -11,9 +11,7 @@ const FEATURE_DIM_MAJOR = 4;
 const PAPER_FEATURE_DIM = 29;
 
 function modelConfig(section, major) {
-  if (section === null || typeof section !== "object" || Array.isArray(section)) {
-    throw new KscFormatError("header field 'model' is missing or not a map");
-  }
+  if (!isMap(section)) throw new KscFormatError("header field 'model' is missing or not a map");
   const missing = ["features", "spheres", "layers", "width", "activation"].filter((name) => !(name in section));
   if (missing.length) throw new KscFormatError(`header field 'model' lacks ${missing.join(", ")}`); // every writer stored them
   let model = section;
@@ -33,7 +31,7 @@ function modelConfig(section, major) {
 }
 
 function transformOf(section) {
-  if (section === null || typeof section !== "object") throw new KscFormatError("header field 'transform' is missing or not a map");
+  if (!isMap(section)) throw new KscFormatError("header field 'transform' is missing or not a map");
   const { center, scale } = section;
   if (!Array.isArray(center) || center.length !== 3 || !center.every((v) => typeof v === "number" && Number.isFinite(v))) {
     throw new KscFormatError(`transform.center must be 3 finite floats, got ${JSON.stringify(center)}`);

@@ -25,7 +25,8 @@ const MODEL_CHOICES = { features: ["direct", "latent"], activation: ["silu", "re
 const MODEL_DEFAULTS = { features: "direct", spheres: 64, layers: 5, width: 34, activation: "silu", weighting: "paper", frequencies: 6, feature_dim: 8 };
 
 const isInt = (value) => typeof value === "number" && Number.isInteger(value);
-const isMap = (value) => value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Uint8Array);
+/** A msgpack map (a plain object), not an array, binary or null. */
+export const isMap = (value) => value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Uint8Array);
 
 let crcTable = null;
 
