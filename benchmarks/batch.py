@@ -3,11 +3,12 @@
 Every setup encodes the 15 meshes of ../shared/meshes with the same short training (``--steps``,
 ``--samples``) into a fresh folder: the default LocalCluster (``ksc batch``'s own sizing), an external
 scheduler with 2 workers started as separate processes (as ``dask scheduler`` / ``dask worker`` on other
-machines would be), 2 workers x 1 thread, the default again (this machine's speed drifts: the repeat shows
-by how much), and 1 worker x 2 torch threads. Per setup: wall time, meshes per hour, and where the task
-slots' time went besides the tasks: the start (run start to each slot's first task), the scheduling gaps
-between a slot's tasks (the scheduler's cost per task) and the idle tail (a slot's last task to the end).
-Then a rerun of the finished default folder (every file skipped).
+machines would be), 2 workers x 1 thread, and 1 worker x 2 torch threads. This machine's speed drifts by
+more than the setups differ, so the setups run in ``--rounds`` interleaved rounds (the order reversed
+every other round) and each is judged by its median throughput over the rounds. Per run: wall time,
+meshes per hour, and where the task slots' time went besides the tasks: the start (run start to each
+slot's first task), the scheduling gaps between a slot's tasks (the scheduler's cost per task) and the
+idle tail (a slot's last task to the end). Then a rerun of a finished default folder (every file skipped).
 Writes ``benchmarks/results/batch.{json,md}``. Run: ``.venv/bin/python benchmarks/batch.py``.
 """
 
@@ -107,10 +108,39 @@ COLUMNS = [
 ]
 
 
+SETUPS = (
+    "default LocalCluster",
+    "external scheduler + 2 workers",
+    "LocalCluster, 2 workers x 1 thread",
+    "LocalCluster, 1 worker x 2 threads",
+)
+
+
+def run_setup(name: str, source: Path, out: Path, job: EncodeJob, cores: int) -> dict:
+    """One run of the setup ``name`` (one of :data:`SETUPS`) into the fresh folder ``out``."""
+    if name == SETUPS[0]:
+        return measure(name, source, out, job, cores)
+    if name == SETUPS[2]:
+        return measure(name, source, out, job, 2, workers=2)
+    if name == SETUPS[3]:
+        return measure(name, source, out, replace(job, threads=2), 1, workers=1)
+    out.mkdir(parents=True)
+    address, processes, started = external_cluster(out, 2)
+    try:
+        row = measure(name, source, out / "files", job, 2, scheduler=address)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+    return {**row, "cluster_start_s": started}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="Training steps of every encode (short on purpose).")
-    parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--steps", type=int, default=1000, help="Training steps of every encode (short on purpose).")
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=2, help="Interleaved runs of every setup (order reversed each round).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
     args = parser.parse_args(argv)
     if not args.meshes.is_dir():
@@ -120,52 +150,66 @@ def main(argv=None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ksc-batch-") as scratch:
         scratch = Path(scratch)
-        rows.append(measure("default LocalCluster", args.meshes, scratch / "default", job, cores))
-        address, processes, started = external_cluster(scratch, 2)
-        try:
-            external = measure("external scheduler + 2 workers", args.meshes, scratch / "external", job, 2, scheduler=address)
-            external["cluster_start_s"] = started
-            rows.append(external)
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=60)
-        rows.append(measure("LocalCluster, 2 workers x 1 thread", args.meshes, scratch / "w2t1", job, 2, workers=2))
-        rows.append(measure("default LocalCluster, again", args.meshes, scratch / "default-again", job, cores))
-        two_threads = replace(job, threads=2)
-        rows.append(measure("LocalCluster, 1 worker x 2 threads", args.meshes, scratch / "w1t2", two_threads, 1, workers=1))
-        rows.append(measure("rerun of the default folder", args.meshes, scratch / "default", job, cores))
-    first = rows[0]
-    best = max(rows[:5], key=lambda r: r["meshes_per_hour"])
-    per_mesh_core_s = first["wall_s"] * cores / first["meshes"]
+        for round_ in range(args.rounds):
+            for name in SETUPS if round_ % 2 == 0 else reversed(SETUPS):
+                row = run_setup(name, args.meshes, scratch / f"{SETUPS.index(name)}-{round_}", job, cores)
+                rows.append({**row, "round": round_ + 1})
+        first_default = scratch / "0-0"
+        rerun = {**measure("rerun of a finished default folder", args.meshes, first_default, job, cores), "round": None}
+    summary = []
+    for name in SETUPS:
+        runs = [row for row in rows if row["setup"] == name]
+        summary.append(
+            {
+                "setup": name,
+                "runs": len(runs),
+                "meshes_per_hour": statistics.median(row["meshes_per_hour"] for row in runs),
+                "lowest": min(row["meshes_per_hour"] for row in runs),
+                "highest": max(row["meshes_per_hour"] for row in runs),
+                "overhead_per_task_s": _median(row["overhead_per_task_s"] for row in runs),
+                "gap_per_task_s": _median(row["gap_per_task_s"] for row in runs),
+            }
+        )
+    default, best = summary[0], max(summary, key=lambda r: r["meshes_per_hour"])
+    default_runs = [row for row in rows if row["setup"] == SETUPS[0]]
+    per_mesh_core_s = statistics.median(row["wall_s"] for row in default_runs) * cores / default_runs[0]["meshes"]
     projection = [{"machines": n, "days": THINGI10K * per_mesh_core_s / (cores * n) / 86400.0} for n in (1, 10, 100, 1000)]
     verdict = {
-        "default_vs_best": first["meshes_per_hour"] / best["meshes_per_hour"],
+        "default_vs_best": default["meshes_per_hour"] / best["meshes_per_hour"],
         "best_setup": best["setup"],
-        "rerun_share": rows[-1]["wall_s"] / first["wall_s"],
+        "rerun_share": rerun["wall_s"] / default_runs[0]["wall_s"],
         "per_mesh_core_s": per_mesh_core_s,
     }
     import torch
 
     machine = machine_description(torch.device("cpu"))
+    starts = [row["cluster_start_s"] for row in rows if "cluster_start_s" in row]
     markdown = "\n".join(
         [
             "# `ksc batch`: throughput of Dask setups on this machine",
             "",
-            f"Machine: {machine}, {cores} cores. Command: `{command_line().strip()}`. Every setup encodes the",
-            f"{first['meshes']} meshes of `{args.meshes.name}` with {args.steps} training steps and {args.samples} samples",
-            "(a short training, the same for all; a default encode trains 28 800 steps). Slot time not in tasks: wall",
-            "time x task slots minus the tasks' own seconds, per task; of it the slots' start (cluster, worker",
-            "processes, imports), the gaps between a slot's tasks (the scheduler's cost per task) and the idle tail",
-            "(15 tasks on 2 slots: one slot waits for the other's last task). The external scheduler's start (not in",
-            f"its wall time): {rows[1].get('cluster_start_s', float('nan')):.1f} s.",
+            f"Machine: {machine}, {cores} cores. Command: `{command_line().strip()}`. Every run encodes the",
+            f"{default_runs[0]['meshes']} meshes of `{args.meshes.name}` with {args.steps} training steps and",
+            f"{args.samples} samples (a short training, the same for all; a default encode trains 28 800 steps)",
+            "into a fresh folder.",
+            f"The setups ran in {args.rounds} interleaved rounds (the order reversed every other round); each is judged by",
+            f"its median over the rounds. On {cores} cores the default LocalCluster is {cores} workers x 1 thread.",
             "",
-            markdown_table(COLUMNS, rows),
+            "## Setups (median over the rounds)",
             "",
-            f"Default LocalCluster (first run): {verdict['default_vs_best']:.3f}x the throughput of the best setup",
-            f"({best['setup']});",
-            f"the rerun took {100 * verdict['rerun_share']:.1f} % of the first run's time.",
+            markdown_table(SUMMARY_COLUMNS, summary),
+            "",
+            f"Default LocalCluster: {verdict['default_vs_best']:.3f}x the median throughput of the best setup",
+            f"({best['setup']}); a rerun of a finished folder took {100 * verdict['rerun_share']:.1f} % of its first run's time.",
+            "",
+            "## Every run, in the order run",
+            "",
+            "Slot time not in tasks: wall time x task slots minus the tasks' own seconds, per task; of it the slots'",
+            "start (cluster, worker processes, imports), the gaps between a slot's tasks (the scheduler's cost per",
+            "task) and the idle tail (a slot waiting for another's last task). The external",
+            f"scheduler's start (not in its wall time): {', '.join(f'{s:.1f}' for s in starts)} s.",
+            "",
+            markdown_table([("round", "round", "d"), *COLUMNS], [*rows, rerun]),
             "",
             f"## Thingi10K ({THINGI10K} meshes) at this training, from the measured {per_mesh_core_s:.0f} core-seconds per mesh",
             "",
@@ -174,9 +218,26 @@ def main(argv=None) -> None:
             "A default encode trains 28 800 steps instead of these; its time per mesh is in `rd.md` (`encode s`).",
         ]
     )
-    payload = {"machine": machine, "command": command_line(), "rows": rows, "projection": projection, **verdict}
-    write_results("batch", payload, markdown)
+    payload = {"machine": machine, "command": command_line(), "rows": rows, "rerun": rerun, "summary": summary}
+    write_results("batch", {**payload, "projection": projection, **verdict}, markdown)
     print(markdown)
+
+
+def _median(values):
+    """The median of the values that are not None (a run whose every file failed has no overheads); None if none."""
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+SUMMARY_COLUMNS = [
+    ("setup", "setup", "s"),
+    ("runs", "runs", "d"),
+    ("meshes_per_hour", "meshes / hour (median)", ".0f"),
+    ("lowest", "lowest", ".0f"),
+    ("highest", "highest", ".0f"),
+    ("overhead_per_task_s", "slot time not in tasks / task s", ".2f"),
+    ("gap_per_task_s", "gaps between tasks / task s", ".3f"),
+]
 
 
 if __name__ == "__main__":
