@@ -52,7 +52,7 @@ def timed(argv: list[str], repeats: int) -> dict:
 def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
     import trimesh
 
-    from ksc.decoder import decode
+    from ksc.decoder import STAGES, decode
     from ksc.meshio import load_mesh
     from ksc.metrics import compare_meshes
 
@@ -74,6 +74,9 @@ def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
             row.update({f"draco_{key}": value for key, value in draco.items()})
     decoded, raw = decode(data), decode(data, faces=0)
     row.update({"faces": len(decoded.faces), "raw_faces": len(raw.faces)})
+    row.update({f"stage_{stage}": decoded.timings.get(stage, 0.0) for stage in STAGES})
+    if "ksc_seconds" in row:  # interpreter start, imports and writing the PLY: what the stages leave
+        row["stage_rest"] = row["ksc_seconds"] - sum(decoded.timings.values())
     row["faces_ratio"] = row["faces"] / row["input_faces"]
     for name, result in (("default", decoded), ("raw", raw)):
         error = compare_meshes(mesh, trimesh.Trimesh(result.vertices, result.faces, process=False))
@@ -101,7 +104,25 @@ COLUMNS = [
     ("normal_vs_raw", "normal error / raw's", ".3f"),
     ("ksc_error", "error", "s"),
 ]
-MEDIANS = ("ksc_seconds", "draco_seconds", "time_vs_draco", "faces_ratio", "chamfer_vs_raw", "normal_vs_raw")
+STAGE_COLUMNS = [
+    ("stage_reading", "reading", ".2f"),
+    ("stage_network", "network", ".2f"),
+    ("stage_marching cubes", "marching cubes", ".2f"),
+    ("stage_decimation", "decimation", ".2f"),
+    ("stage_normals", "normals", ".2f"),
+    ("stage_rest", "start-up, imports, writing", ".2f"),
+]
+"""In-process seconds of one more default decode per stage (``ksc.decoder.STAGES``); the rest is the process
+time less them."""
+MEDIANS = (
+    "ksc_seconds",
+    "draco_seconds",
+    "time_vs_draco",
+    "faces_ratio",
+    "chamfer_vs_raw",
+    "normal_vs_raw",
+    *(key for key, _, _ in STAGE_COLUMNS),
+)
 
 
 def main(argv=None) -> None:
@@ -160,9 +181,20 @@ def save(rows, args, machine) -> None:
             "",
             markdown_table(summary_columns, summarize(rows)),
             "",
+            "## Where a decode's time goes (seconds, medians)",
+            "",
+            "One more default decode per file in this process, timed per stage (`Decoded.timings`); the last column is",
+            "the process's time less the stages: Python's start, the imports and writing the PLY.",
+            "",
+            markdown_table([("folder", "folder", "s"), *STAGE_COLUMNS], summarize(rows)),
+            "",
             "## Every mesh",
             "",
             markdown_table(COLUMNS, rows),
+            "",
+            "## Every mesh, seconds per stage",
+            "",
+            markdown_table([("mesh", "mesh", "s"), *STAGE_COLUMNS], [row for row in rows if "stage_network" in row]),
         ]
     )
     name = results_name("decode", args.suffix)

@@ -9,6 +9,8 @@ records for its source mesh (twice it) and given the field's normals
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from dataclasses import dataclass
 
@@ -22,6 +24,9 @@ from ksc.format import Container, read_container
 from ksc.format.layout import model_from_map
 from ksc.normalize import Transform
 from ksc.surface import FACES_PER_SOURCE_FACE, decimate, field_normals
+from ksc.timing import timed
+
+log = logging.getLogger(__name__)
 
 FOURIER_MAJOR = 3
 """The first format version whose ``model`` has ``frequencies``."""
@@ -31,6 +36,10 @@ PAPER_FEATURE_DIM = 29
 WRITTEN_MODEL_FIELDS = ("features", "spheres", "layers", "width", "activation")
 """The ``model`` fields every format version stores (``weighting`` may be absent before 3.x: it then means
 ``paper``; ``frequencies`` and ``feature_dim`` are checked per version)."""
+STAGES = ("reading", "network", "marching cubes", "decimation", "normals")
+"""The stages a decode's :attr:`Decoded.timings` names: the container and the rebuilt network, the network on
+the band of grid blocks the surface may cross (the octree's search included), the slabs' node values,
+marching cubes and their welding, the decimation, and the normals from the field's gradient."""
 MAX_FACES = 50_000_000
 """Most faces ``faces=`` may ask for (marching cubes at 1024^3 gives a few tens of millions at most)."""
 
@@ -105,6 +114,8 @@ class Decoded:
         The marching-cubes mesh's statistics (its faces before decimation: ``extraction.faces``).
     network : DecodedField
         The network it was extracted from, with its frame (``network.transform``) and key spheres.
+    timings : dict of str to float
+        Seconds per stage (:data:`STAGES`; ``benchmarks/decode.py`` tabulates them).
     """
 
     vertices: np.ndarray
@@ -112,6 +123,7 @@ class Decoded:
     normals: np.ndarray
     extraction: Extraction
     network: DecodedField
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def mesh(self):
@@ -142,22 +154,29 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
         raise KscInputError(f"resolution must be an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}], got {resolution!r}")
     if faces is not None and (not isinstance(faces, int) or isinstance(faces, bool) or not 0 <= faces <= MAX_FACES):
         raise KscInputError(f"faces must be an integer in [0, {MAX_FACES}] (0: the marching-cubes mesh), got {faces!r}")
-    decoded = load_field(data)
+    timings: dict[str, float] = {}
+    with timed(timings, "reading"):
+        decoded = load_field(data)
     with one_blas_thread():
         extraction = extract_mesh(decoded.field, resolution, decoded.bound, dense=dense)
+        timings.update(extraction.timings)
         vertices, triangles = extraction.vertices, extraction.faces
         if faces is None:
             source = source_faces(decoded.container)
             faces = FACES_PER_SOURCE_FACE * source if source else 0
-        if faces and faces < len(triangles):
-            vertices, triangles = decimate(vertices, triangles, faces)
-        normals = field_normals(decoded.field, vertices)
+        with timed(timings, "decimation"):
+            if faces and faces < len(triangles):
+                vertices, triangles = decimate(vertices, triangles, faces)
+        with timed(timings, "normals"):
+            normals = field_normals(decoded.field, vertices)
+    log.info("seconds per stage: %s", ", ".join(f"{stage} {timings.get(stage, 0.0):.2f}" for stage in STAGES))
     return Decoded(
         vertices=decoded.transform.to_original(vertices),
         faces=triangles,
         normals=normals,
         extraction=extraction,
         network=decoded,
+        timings=timings,
     )
 
 

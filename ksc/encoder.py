@@ -6,8 +6,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -26,6 +25,7 @@ from ksc.quantize import quantization_aware_finetune
 from ksc.sampling import SdfSamples, SignedDistance, sample_sdf
 from ksc.spheres import extract_key_spheres, grid_lattice
 from ksc.step_allocation import allocate_steps
+from ksc.timing import timed
 from ksc.train import fit
 
 log = logging.getLogger(__name__)
@@ -88,16 +88,6 @@ the rest of their sampling, the float training, the per-tensor steps, quantizati
 container and the self-check of the file."""
 
 
-@contextmanager
-def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    """Add the block's wall time to ``timings[stage]``."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-
-
 @dataclass
 class TrainedMesh:
     """A float network fitted to one mesh, ready to be quantized at any bit width."""
@@ -129,11 +119,11 @@ class TrainedMesh:
         steps = self.options.qat_steps if fine_tune else 0
         if steps:
             generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
-            with _timed(self.timings, "fine-tuning"):
+            with timed(self.timings, "fine-tuning"):
                 loss = quantization_aware_finetune(
                     model, self.samples, bits, steps, self.options.train, generator, self.device, self.step_scales
                 )
-        with _timed(self.timings, "writing"):
+        with timed(self.timings, "writing"):
             data = self._file_bytes(model, bits, steps, loss)
         return EncodeResult(
             data=data,
@@ -200,24 +190,24 @@ def train_mesh(
     device = device or torch.device("cpu")
     source = {"vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}
     timings: dict[str, float] = {}
-    with _timed(timings, "repair"):
+    with timed(timings, "repair"):
         mesh, flipped = consistently_wound(mesh)
     if flipped:
         log.warning("%d of %d faces were wound against their neighbours; flipped to agree", flipped, len(mesh.faces))
         source["reoriented_faces"] = flipped
-    with _timed(timings, "normalize"):
+    with timed(timings, "normalize"):
         transform = Transform.fit(mesh.vertices)
         unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
         signed_distance = SignedDistance(unit, options.distance)
     rng = np.random.default_rng(options.seed)
 
-    with _timed(timings, "key spheres"):
+    with timed(timings, "key spheres"):
         spheres, sphere_codec = _quantized_spheres(signed_distance, options.model.spheres)
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
     queried = dict(signed_distance.seconds)
-    with _timed(timings, "sampling"):
+    with timed(timings, "sampling"):
         samples = sample_sdf(
             unit, signed_distance, options.samples, DOMAIN_BOUND, rng, options.sample_uniform_share(), options.near_sigma
         )
@@ -230,7 +220,7 @@ def train_mesh(
         torch.manual_seed(options.seed)
         model = KeySphereNet(config, torch.from_numpy(spheres)).to(device)
     generator = torch.Generator().manual_seed(options.seed)
-    with _timed(timings, "training"):
+    with timed(timings, "training"):
         loss = fit(model, samples, options.train, generator, device, on_step)
     log.info("trained: final L1 loss %.5f", loss)
     if not describes_a_surface(model, samples):
@@ -238,7 +228,7 @@ def train_mesh(
             f"training collapsed: the network has the same sign everywhere (final L1 loss {loss:.4f}), so its file"
             " would decode to nothing; try another --seed"
         )
-    with _timed(timings, "step allocation"):
+    with timed(timings, "step allocation"):
         if options.allocate_steps:
             scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
         else:
@@ -286,7 +276,7 @@ def encode_mesh(
         raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
     trained = train_mesh(mesh, options, device, on_step)
     result = trained.encode(options.weight_bits) if max_bytes is None else _fit_bytes(trained, max_bytes)
-    with _timed(result.timings, "self-check"):
+    with timed(result.timings, "self-check"):
         check = check_file(result.data, trained.unit_mesh)
     log.info("self-check of the file: %s", check.describe())
     log.info("seconds per stage: %s", ", ".join(f"{stage} {result.timings.get(stage, 0.0):.1f}" for stage in STAGES))

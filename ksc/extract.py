@@ -12,6 +12,7 @@ every node in one array, one marching-cubes call.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from skimage.measure import marching_cubes
 from ksc.errors import KscError
 from ksc.inference import grid_axis, node_values
 from ksc.octree import BlockPlan, plan_blocks
+from ksc.timing import timed
 
 GROUP_NODES = 1 << 18
 """Nodes whose coordinates are built at once (the network then runs on them chunk by chunk)."""
@@ -99,6 +101,8 @@ class Extraction:
         Leaf blocks whose nodes were all evaluated, out of all leaf blocks.
     spacing : float
         Distance between grid nodes in the normalized frame.
+    timings : dict of str to float
+        Seconds of the band's search and evaluation (``network``) and of the slabs (``marching cubes``).
     """
 
     vertices: np.ndarray
@@ -107,6 +111,7 @@ class Extraction:
     active_blocks: int
     total_blocks: int
     spacing: float
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def extract_mesh(field, resolution: int, bound: float, dense: bool = False, slab_nodes: int = SLAB_NODES) -> Extraction:
@@ -119,7 +124,9 @@ def extract_mesh(field, resolution: int, bound: float, dense: bool = False, slab
     slab_nodes : int
         Most grid nodes held at once; the grid is processed in slabs along x.
     """
-    plan = BlockPlan.everything(resolution) if dense else plan_blocks(field, resolution, bound)
+    timings: dict[str, float] = {}
+    with timed(timings, "network"):
+        plan = BlockPlan.everything(resolution) if dense else plan_blocks(field, resolution, bound)
     axis = grid_axis(resolution, bound)
     layers = plan.active.shape[0]
     per_slab = max(1, slab_nodes // (plan.leaf * resolution**2))
@@ -133,9 +140,10 @@ def extract_mesh(field, resolution: int, bound: float, dense: bool = False, slab
         final = last == layers - 1  # ... or, for the final slab, on the grid's last plane
         window = _window(needed[first : last + 1], plan.leaf, resolution)
         if window is not None:  # else no surface and no box face to close in this slab
-            volume, count = _slab_values(field, plan, axis, first, last, window)
-            evaluations += count
-            stitcher.add(volume, (first * plan.leaf, window[0], window[2]))
+            with timed(timings, "marching cubes"):  # the dense path's network calls fall here too
+                volume, count = _slab_values(field, plan, axis, first, last, window)
+                evaluations += count
+                stitcher.add(volume, (first * plan.leaf, window[0], window[2]))
         first = last
     vertices, faces = stitcher.mesh()
     settled = plan.fill[~plan.active]
@@ -150,6 +158,7 @@ def extract_mesh(field, resolution: int, bound: float, dense: bool = False, slab
         active_blocks=int(plan.active.sum()),
         total_blocks=plan.active.size,
         spacing=spacing,
+        timings=timings,
     )
 
 

@@ -8,7 +8,7 @@ import trimesh
 
 import ksc
 from ksc.config import TrainConfig
-from ksc.decoder import decode, source_faces
+from ksc.decoder import STAGES, decode, source_faces
 from ksc.errors import KscInputError
 from ksc.format import VERSION, read_container
 from ksc.meshio import serialize
@@ -35,6 +35,12 @@ def test_default_output_has_twice_the_source_face_count(data, default):
     assert len(default.extraction.faces) > 4 * recorded  # marching cubes alone gives far more
     assert 1.9 * recorded <= len(default.faces) <= 2 * recorded
     assert default.mesh.is_watertight
+
+
+def test_a_decode_times_its_stages(data, default):
+    assert list(default.timings) == list(STAGES)
+    assert all(seconds >= 0.0 for seconds in default.timings.values())
+    assert decode(data, 96, faces=0).timings["decimation"] < 0.01  # nothing to decimate: the stage is empty
 
 
 def test_faces_zero_keeps_marching_cubes_and_n_asks_for_n(data, default):
