@@ -65,6 +65,11 @@ def run_measured(argv: list[str]) -> dict:
     }
 
 
+def last_error_line(stderr: str, status: int) -> str:
+    """What a failed child process said last (its exit status if it said nothing): a benchmark row's error."""
+    return (stderr.strip().splitlines() or [f"exit {status}"])[-1]
+
+
 def default_file(mesh_path: Path) -> Path | None:
     """The mesh's .ksc at default settings, encoded now if the cache lacks it (None if ksc refuses the mesh)."""
     from ksc.errors import KscError

@@ -29,6 +29,7 @@ from common import (  # noqa: E402
     command_line,
     default_files,
     folder_medians,
+    last_error_line,
     machine_description,
     markdown_table,
     results_name,
@@ -45,7 +46,7 @@ def timed(argv: list[str], repeats: int) -> dict:
     runs = [run_measured(argv) for _ in range(repeats)]
     failed = [run for run in runs if run["status"] != 0]
     if failed:
-        return {"error": (failed[0]["stderr"].strip().splitlines() or [f"exit {failed[0]['status']}"])[-1]}
+        return {"error": last_error_line(failed[0]["stderr"], failed[0]["status"])}
     return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mib": max(r["peak_mib"] for r in runs)}
 
 
@@ -166,6 +167,7 @@ def save(rows, args, machine) -> None:
         ("normal_vs_raw", "normal error / raw's", ".3f"),
     ]
     command = command_line()
+    summary = summarize(rows)
     markdown = "\n".join(
         [
             "# Decoding: `ksc decode` as a process, against Draco in Python at the same bytes",
@@ -179,14 +181,14 @@ def save(rows, args, machine) -> None:
             "",
             "## Medians",
             "",
-            markdown_table(summary_columns, summarize(rows)),
+            markdown_table(summary_columns, summary),
             "",
             "## Where a decode's time goes (seconds, medians)",
             "",
             "One more default decode per file in this process, timed per stage (`Decoded.timings`); the last column is",
             "the process's time less the stages: Python's start, the imports and writing the PLY.",
             "",
-            markdown_table([("folder", "folder", "s"), *STAGE_COLUMNS], summarize(rows)),
+            markdown_table([("folder", "folder", "s"), *STAGE_COLUMNS], summary),
             "",
             "## Every mesh",
             "",
@@ -198,7 +200,7 @@ def save(rows, args, machine) -> None:
         ]
     )
     name = results_name("decode", args.suffix)
-    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summarize(rows)}, markdown)
+    write_results(name, {"machine": machine, "command": command, "rows": rows, "summary": summary}, markdown)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from common import (  # noqa: E402
     MESH_FOLDERS,
     REPO_ROOT,
     command_line,
+    last_error_line,
     machine_description,
     markdown_table,
     results_name,
@@ -66,19 +67,19 @@ def encode_with(command: list[str], mesh: Path, target: Path) -> dict:
     """Wall seconds and bytes of one encode process (``command`` + IN OUT), or its last error line."""
     run = run_measured([*command, str(mesh), str(target)])
     if run["status"] != 0:
-        return {"error": (run["stderr"].strip().splitlines() or [f"exit {run['status']}"])[-1]}
+        return {"error": last_error_line(run["stderr"], run["status"])}
     return {"seconds": run["seconds"], "bytes": target.stat().st_size}
 
 
-def score(mesh_path: Path, target: Path) -> dict:
-    """Chamfer-L1 and normal error of the file's default decode against the input, and the version that wrote it."""
+def score(mesh, target: Path) -> dict:
+    """Chamfer-L1 and normal error of the file's default decode against the input ``mesh`` (a trimesh.Trimesh),
+    and the version that wrote it."""
     from ksc.decoder import decode_mesh
     from ksc.format import read_container
-    from ksc.meshio import load_mesh
     from ksc.metrics import compare_meshes
 
     data = target.read_bytes()
-    error = compare_meshes(load_mesh(mesh_path), decode_mesh(data))
+    error = compare_meshes(mesh, decode_mesh(data))
     encoder = read_container(data).meta.get("encoder")
     written_by = encoder.get("ksc") if isinstance(encoder, dict) else None
     return {"chamfer_l1": error.chamfer_l1, "normal_error": error.normal_error, "written_by": written_by}
@@ -91,6 +92,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", help="Mesh file names (default: every mesh of both folders).")
     parser.add_argument("--suffix", default="")
     args = parser.parse_args(argv)
+    from ksc.meshio import load_mesh
+
     meshes = [path for folder in MESH_FOLDERS for path in shared_meshes(folder) if not args.only or path.name in args.only]
     if not meshes:
         raise SystemExit("no meshes: the shared folders are absent or --only names none of their files")
@@ -103,12 +106,13 @@ def main(argv=None) -> None:
         runs = [("earlier", [str(earlier_cli), str(site), "encode"])]
         runs += [(preset, ["ksc.cli", "encode", "--preset", preset]) for preset in args.presets]
         for index, mesh in enumerate(meshes):
+            loaded = load_mesh(mesh)  # once per mesh, for scoring every run's file
             for name, command in runs if index % 2 == 0 else runs[::-1]:
                 target = scratch / f"{mesh.stem}-{name}.ksc"
                 result = encode_with(command, mesh, target)
                 row = {"mesh": mesh.name, "folder": mesh.parent.name, "run": name, **result}
                 if "error" not in result:
-                    row.update(score(mesh, target))
+                    row.update(score(loaded, target))
                 rows.append(row)
                 print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
     save(rows, args, version)

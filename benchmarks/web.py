@@ -31,6 +31,7 @@ from common import (  # noqa: E402
     command_line,
     default_files,
     folder_medians,
+    last_error_line,
     machine_description,
     markdown_table,
     results_name,
@@ -69,7 +70,7 @@ def measure(ksc_path: Path, scratch: Path, screenshot: Path | None = None) -> di
         server.shutdown()
         server.server_close()
     if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]}
+        return {"error": last_error_line(done.stderr, done.returncode)}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     row = {
         "ksc_bytes": ksc_path.stat().st_size,
@@ -131,6 +132,7 @@ def save(rows: list[dict], args, machine: str) -> None:
         ("download_bytes", "page download bytes", ",.0f"),
     ]
     command = command_line()
+    summary = summarize(rows)
     markdown = "\n".join(
         [
             "# The web viewer in headless Chromium",
@@ -144,14 +146,14 @@ def save(rows: list[dict], args, machine: str) -> None:
             "",
             "## Medians",
             "",
-            markdown_table(summary_columns, summarize(rows)),
+            markdown_table(summary_columns, summary),
             "",
             "## Every file",
             "",
             markdown_table(COLUMNS, rows),
         ]
     )
-    payload = {"machine": machine, "command": command, "rows": rows, "summary": summarize(rows)}
+    payload = {"machine": machine, "command": command, "rows": rows, "summary": summary}
     write_results(results_name("web", args.suffix), payload, markdown)
 
 
