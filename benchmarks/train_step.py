@@ -1,18 +1,16 @@
-"""Time of one training step: network shapes, and the sphere branch's two ways to sum.
+"""Time of one training step: the written-out step against autograd, for a few network shapes.
 
 A step is what :func:`ksc.train.fit` does per batch: draw 2048 of 1M points,
-forward, L1 loss, backward, fused Adam. The points are random and the spheres
-too (timing does not depend on the mesh). Every configuration runs ``--rounds``
-times, interleaved with the others, so that the shared machine's drift hits
-them alike; the table gives the median milliseconds per step.
-
-The sphere-branch rows time the forward and backward of the point feature
-alone, summed as ``(a @ z) / sum(a)`` (``KeySphereNet.point_features``, what the
-model does) and as ``(a / sum(a)) @ z`` (through the normalized
-``KeySphereNet.sphere_weights``, before ksc 0.10).
-With ``--compile`` the default network is also timed under ``torch.compile`` (inductor), after its compile.
+forward, L1 loss, backward, Adam. ``written out`` is :class:`ksc.backprop.FusedTrainer`
+(what ksc trains with since 0.16); ``autograd`` is the same network through
+:class:`ksc.model.KeySphereNet`, ``torch.autograd`` and ``torch.optim.Adam(fused=True)``
+(what it trained with before). The points are random and the spheres too (timing
+does not depend on the mesh). Every row runs ``--rounds`` times, interleaved with
+the others, so that the shared machine's drift hits them alike; the table gives
+the median milliseconds per step.
+With ``--compile`` the default network's autograd step is also timed under ``torch.compile`` (inductor), after its compile.
 Writes ``benchmarks/results/train-step.{json,md}``.
-Run: ``.venv/bin/python benchmarks/train_step.py [--threads 2]`` (about two minutes).
+Run: ``.venv/bin/python benchmarks/train_step.py [--threads 1]`` (about two minutes).
 """
 
 from __future__ import annotations
@@ -29,25 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import command_line, machine_description, markdown_table, results_name, set_torch_threads, write_results  # noqa: E402
 
+from ksc.backprop import FusedTrainer  # noqa: E402
 from ksc.config import EncodeOptions, ModelConfig  # noqa: E402
 from ksc.model import KeySphereNet  # noqa: E402
-from ksc.train import adam, sdf_loss  # noqa: E402
+from ksc.train import sdf_loss  # noqa: E402
 
 SHAPES = {
-    "5 x 34, 64 spheres (ksc 0.12's default)": ModelConfig(),
+    "5 x 34, 64 spheres (the default)": ModelConfig(),
+    "5 x 28 (small)": ModelConfig(width=28),
+    "5 x 39 (high)": ModelConfig(width=39),
     "5 x 34, 128 spheres (ksc 0.10's default)": ModelConfig(spheres=128),
-    "6 x 31, 128 spheres (ksc 0.9's default)": ModelConfig(layers=6, width=31, spheres=128),
-    "4 x 39": ModelConfig(layers=4, width=39),
 }
 POINTS = 1_000_000
-SPHERE_BRANCH_FORMS = {
-    "sum, then normalize": lambda model, points: model.point_features(points),
-    "normalize, then sum": lambda model, points: model.sphere_weights(points) @ model.sphere_features(),
-}
-"""The point feature (N, E) both ways: the model's, and the one it replaced."""
 
 
-def _training_step(model: KeySphereNet, optimizer, points, target, batch: int, generator) -> None:
+def _autograd_step(model: KeySphereNet, optimizer, points, target, batch: int, generator) -> None:
     index = torch.randint(len(target), (batch,), generator=generator)
     loss = sdf_loss(model(points[index]), target[index])
     optimizer.zero_grad(set_to_none=True)
@@ -55,8 +49,8 @@ def _training_step(model: KeySphereNet, optimizer, points, target, batch: int, g
     optimizer.step()
 
 
-def _sphere_branch(model: KeySphereNet, points, form) -> None:
-    form(model, points).sum().backward()
+def _written_out_step(trainer: FusedTrainer, batch: int, generator) -> None:
+    trainer.step(torch.randint(len(trainer.target), (batch,), generator=generator), 1e-3)
 
 
 def main(argv=None) -> None:
@@ -80,22 +74,20 @@ def main(argv=None) -> None:
     jobs = {}
     for name, config in SHAPES.items():
         model = KeySphereNet(config, spheres[: config.spheres])
-        optimizer = adam(list(model.parameters()), 1e-3)
-        jobs[f"training step, {name}"] = lambda m=model, o=optimizer: _training_step(m, o, points, target, batch, generator)
+        trainer = FusedTrainer(model, points, target, batch)
+        jobs[f"written out, {name}"] = lambda t=trainer: _written_out_step(t, batch, generator)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        jobs[f"autograd, {name}"] = lambda m=model, o=optimizer: _autograd_step(m, o, points, target, batch, generator)
     compile_seconds = None
     if args.compile:
         model = KeySphereNet(ModelConfig(), spheres[: ModelConfig().spheres])
-        optimizer = adam(list(model.parameters()), 1e-3)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
         compiled = torch.compile(model)
         start = time.perf_counter()
-        _training_step(compiled, optimizer, points, target, batch, generator)  # compiles forward and backward
+        _autograd_step(compiled, optimizer, points, target, batch, generator)  # compiles forward and backward
         compile_seconds = time.perf_counter() - start
-        name = f"training step, {next(iter(SHAPES))}, torch.compile (compiling took {compile_seconds:.0f} s)"
-        jobs[name] = lambda m=compiled, o=optimizer: _training_step(m, o, points, target, batch, generator)
-    branch_model = KeySphereNet(ModelConfig(), spheres[: ModelConfig().spheres])
-    branch_points = points[:batch]
-    for name, form in SPHERE_BRANCH_FORMS.items():
-        jobs[f"sphere branch, {name}"] = lambda f=form: _sphere_branch(branch_model, branch_points, f)
+        name = f"autograd, {next(iter(SHAPES))}, torch.compile (compiling took {compile_seconds:.0f} s)"
+        jobs[name] = lambda m=compiled, o=optimizer: _autograd_step(m, o, points, target, batch, generator)
 
     times: dict[str, list[float]] = {name: [] for name in jobs}
     for job in jobs.values():  # warm-up: allocator, kernels

@@ -91,8 +91,8 @@ class KeySphereNet(nn.Module):
         """The weighted sum of sphere features ``y`` (N, E) at ``points`` (N, 3).
 
         Computed as ``(a @ z) / sum_j a_j``, the same value as ``sphere_weights(points) @
-        sphere_features()``; the division touches N x E values instead of N x M, though
-        ``benchmarks/train_step.py`` measures both forms at the same time (train-step*.md).
+        sphere_features()``; the division touches N x E values instead of N x M. (Training
+        computes the normalized weights once per training point instead, :mod:`ksc.backprop`.)
         """
         affinities = self.sphere_affinities(points)
         return (affinities @ self.sphere_features()) / affinities.sum(dim=1, keepdim=True)

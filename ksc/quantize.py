@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
+from ksc.backprop import FusedTrainer
 from ksc.config import TrainConfig
 from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
-from ksc.train import adam, sdf_loss
 
 if TYPE_CHECKING:
     from ksc.sampling import SdfSamples
@@ -44,11 +43,11 @@ def fake_quantize(values: torch.Tensor, bits: int, scale: float = 1.0) -> torch.
     """``values`` rounded to multiples of the ``uniform_ac`` step at ``bits``, times ``scale``
     (``ksc.format.codecs.ArithmeticUniformCodec.step_for``).
 
-    The gradient passes straight through the rounding.
+    The fine-tuning computes its gradient at these values and applies it to the
+    float ones (the straight-through estimator, :class:`ksc.backprop.FusedTrainer`'s ``transform``).
     """
     step = float(np.float32(rms_step_of(values, bits) * scale))  # the file stores the step as float32
-    rounded = torch.round(values / step) * step
-    return values + (rounded - values).detach()
+    return torch.round(values / step) * step
 
 
 def quantization_aware_finetune(
@@ -65,30 +64,26 @@ def quantization_aware_finetune(
 
     ``steps`` batches of ``train.batch_size`` points; the learning rate decays
     from :data:`LR_FACTOR` times ``train.learning_rate`` to zero along a cosine;
-    the loss is the training's (:func:`ksc.train.sdf_loss` with ``train``'s clamp and floor).
+    the loss is the training's mean L1 loss.
     ``step_scales`` multiplies each named tensor's step (``ksc.step_allocation``; missing: 1).
     """
     step_scales = step_scales or {}
     learning_rate = LR_FACTOR * train.learning_rate
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
-    parameters = dict(model.named_parameters())
-    optimizer = adam(parameters.values(), learning_rate)
-    buffers = dict(model.named_buffers())
+    trainer = FusedTrainer(model, points, target, train.batch_size)
+
+    def quantized(name: str, values: torch.Tensor) -> torch.Tensor:
+        return fake_quantize(values, bits, step_scales.get(name, 1.0))
+
     losses = []
-    model.train()
     for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
         index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
-        quantized = {name: fake_quantize(p, bits, step_scales.get(name, 1.0)) for name, p in parameters.items()}
-        prediction = functional_call(model, {**quantized, **buffers}, (points[index],))
-        loss = sdf_loss(prediction, target[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        rate = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
+        loss = trainer.step(index, rate, transform=quantized)
         if step >= steps - 100:
-            losses.append(loss.detach())
+            losses.append(loss)
+    trainer.write_back()
     model.eval()
     result = float(torch.stack(losses).mean()) if losses else float("nan")
     log.info("quantization-aware fine-tuning at %d bits: L1 loss %.5f", bits, result)
