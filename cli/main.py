@@ -127,7 +127,7 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Workers of the local cluster (default: the cores divided by --threads).",
+    help="CPU workers of the local cluster (default: the cores not driving a GPU, divided by --threads).",
 )
 @click.option(
     "--threads", type=click.IntRange(min=1), default=TRAINING_THREADS, show_default=True, help="Torch threads per task."
@@ -141,6 +141,8 @@ def batch(in_dir, out_dir, scheduler, workers, threads, measure, device, quiet, 
     Resumable: outputs that exist, verify and were made with the same options are skipped. Each file's
     outcome goes to OUT_DIR/manifest.csv and manifest.json; the exit status is 1 if any file failed.
     With --scheduler the workers read the inputs and write the outputs themselves: give paths they share.
+    With --device auto on a machine with CUDA, the local cluster adds one worker per GPU beside the CPU
+    workers; a worker of any cluster trains on the device its KSC_BATCH_DEVICE names (cpu, cuda:0), if set.
     """
     from dataclasses import replace
 

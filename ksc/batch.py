@@ -11,8 +11,11 @@ same options (the manifest and the journal record their digest). A failing mesh 
 degenerate, a training that collapsed, a worker that died) is recorded with its one-line error; the others
 go on.
 
-The bytes of an encode depend on the torch thread count: a batch task uses ``threads`` (default 1), so
-``ksc encode --threads 1`` reproduces a batch's files byte for byte.
+The bytes of an encode depend on the torch thread count and the device: a batch task uses ``threads``
+(default 1), so ``ksc encode --threads 1 --device cpu`` reproduces a CPU worker's files byte for byte.
+Where CUDA is present and the device is ``auto``, the local cluster adds one worker per GPU beside the CPU
+workers (:func:`local_workers`); each worker's device comes from :data:`DEVICE_VARIABLE` in its
+environment, and the manifest's ``device`` column says where each file was encoded.
 """
 
 from __future__ import annotations
@@ -40,9 +43,14 @@ log = logging.getLogger(__name__)
 MANIFEST_CSV, MANIFEST_JSON, JOURNAL = "manifest.csv", "manifest.json", "manifest.journal.jsonl"
 MANIFEST_EVERY = 10.0
 """Seconds between two rewrites of the manifest during a batch (each finished file is in the journal at once)."""
-COLUMNS = ("input", "output", "status", "input_bytes", "ksc_bytes", "ratio", "seconds", "chamfer_l1", "normal_error", "error")
+COLUMNS = (
+    "input", "output", "status", "input_bytes", "ksc_bytes", "ratio", "seconds", "device", "chamfer_l1", "normal_error", "error"
+)  # fmt: skip
 """The manifest's columns: paths relative to the input and output folders, status ``ok``, ``skipped`` or ``failed``."""
 TIMING = ("input", "worker", "started", "finished")
+DEVICE_VARIABLE = "KSC_BATCH_DEVICE"
+"""A worker's environment variable naming the device its tasks train on when the batch's device is ``auto``
+(``cpu``, ``cuda:0``); unset, ``auto`` picks CUDA where present (:func:`ksc.device.default_device`)."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +127,15 @@ def _encode(source: str, target: str, job: EncodeJob) -> dict:
     from ksc.meshio import load_mesh
 
     torch.set_num_threads(job.threads)
+    device = resolve_device(os.environ.get(DEVICE_VARIABLE, "auto") if job.device == "auto" else job.device)
     mesh = load_mesh(source)
     options = job.options
     if job.max_bytes is not None and job.fit_width:
         options = fit_width_to_budget(options, job.max_bytes)
-    data = encode_mesh(mesh, options, resolve_device(job.device), max_bytes=job.max_bytes).data
+    data = encode_mesh(mesh, options, device, max_bytes=job.max_bytes).data
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, data)
-    row = {"ksc_bytes": len(data)}
+    row = {"ksc_bytes": len(data), "device": str(device)}
     if job.measure:
         from ksc.decoder import decode_mesh
         from ksc.metrics import compare_meshes
@@ -211,18 +220,31 @@ def _run_tasks(pending, out_dir: Path, job: EncodeJob, scheduler: str | None, wo
     from dask.distributed import Client, LocalCluster, as_completed
 
     logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines would drown the progress bar
+    cluster = None
     if scheduler is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        count = workers or max(1, cores // max(1, job.threads))
-        count = min(count, len(pending))
-        log.info("local Dask cluster: %d workers, one task and %d torch thread(s) each", count, job.threads)
+        gpus = _cuda_devices() if job.device == "auto" else 0
+        devices = local_workers(cores, job.threads, workers, gpus, len(pending))
+        log.info("local Dask cluster: %s, one task and %d torch thread(s) each", _describe(devices), job.threads)
+        cpu_workers = devices.count("cpu")
         cluster = LocalCluster(
-            n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+            n_workers=cpu_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env={DEVICE_VARIABLE: "cpu"} if gpus else None,
         )
-    else:
-        cluster = None
+        if cpu_workers < len(devices):  # a GPU worker: the CPU workers' spec with its own device
+            options = cluster.new_spec["options"]
+            for device in devices[cpu_workers:]:
+                spec = {**cluster.new_spec, "options": {**options, "env": {DEVICE_VARIABLE: device}}}
+                cluster.worker_spec[device.replace(":", "-")] = spec
+            cluster.scale(len(cluster.worker_spec))
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
+            if cluster is not None:
+                client.wait_for_workers(len(cluster.worker_spec))  # the GPU workers start after the others
             futures = {}
             # Largest inputs first (Dask runs a client's tasks in the order submitted): the long encodes
             # start early and the short ones fill the slots at the end, instead of one slot idling.
@@ -240,6 +262,26 @@ def _run_tasks(pending, out_dir: Path, job: EncodeJob, scheduler: str | None, wo
     finally:
         if cluster is not None:
             cluster.close()
+
+
+def local_workers(cores: int, threads: int, workers: int | None, gpus: int, tasks: int) -> list[str]:
+    """The devices of a local cluster's workers, one task each: ``workers`` (default: the cores left after one
+    per GPU, divided by ``threads``) on the CPU, then one per GPU (``cuda:0`` ...); never more than ``tasks``."""
+    gpu_workers = [f"cuda:{k}" for k in range(min(gpus, tasks))]
+    count = workers or max(1 if not gpu_workers else 0, (cores - len(gpu_workers)) // max(1, threads))
+    return (["cpu"] * min(count, tasks - len(gpu_workers))) + gpu_workers
+
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _describe(devices: list[str]) -> str:
+    cpu = devices.count("cpu")
+    gpu = len(devices) - cpu
+    return f"{cpu} CPU worker(s)" + (f" and {gpu} GPU worker(s)" if gpu else "")
 
 
 def _previous_rows(out_dir: Path, digest: str) -> dict[str, dict]:
@@ -287,7 +329,7 @@ def _skip(target: Path, previous: dict | None) -> dict | None:
         verify(data)
     except (KscError, OSError):
         return None
-    kept = {key: previous.get(key) for key in ("ksc_bytes", "chamfer_l1", "normal_error")}
+    kept = {key: previous.get(key) for key in ("ksc_bytes", "device", "chamfer_l1", "normal_error")}
     return {**kept, "seconds": previous.get("seconds")}
 
 

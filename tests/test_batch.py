@@ -159,3 +159,30 @@ def test_a_scheduler_and_two_workers_started_as_separate_processes(tmp_path):
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+
+
+def test_local_workers_add_one_per_gpu_beside_the_cpu_ones():
+    from ksc.batch import local_workers
+
+    assert local_workers(2, 1, None, 0, 10) == ["cpu", "cpu"]
+    assert local_workers(2, 1, None, 0, 1) == ["cpu"]
+    assert local_workers(4, 2, None, 0, 10) == ["cpu", "cpu"]
+    assert local_workers(16, 1, None, 1, 100) == ["cpu"] * 15 + ["cuda:0"]
+    assert local_workers(16, 1, 3, 2, 100) == ["cpu"] * 3 + ["cuda:0", "cuda:1"]
+    assert local_workers(4, 1, None, 2, 1) == ["cuda:0"]  # one task: the GPU takes it
+
+
+def test_a_worker_with_its_own_device_takes_tasks(tmp_path, monkeypatch):
+    """The local cluster's extra (GPU) worker, here on a second name of the CPU so that it runs anywhere."""
+    import ksc.batch
+
+    monkeypatch.setattr(ksc.batch, "_cuda_devices", lambda: 1)
+    monkeypatch.setattr(ksc.batch, "local_workers", lambda *args: ["cpu", "cpu:0"])
+    source, out = make_folder(tmp_path), tmp_path / "out"
+    (source / "sub" / "flat.obj").unlink()
+    trimesh.creation.capsule(height=1.0, radius=0.4).export(source / "capsule.ply")
+    report = run_batch(source, out, EncodeJob(options=OPTIONS))
+    assert {row["status"] for row in report.rows} == {"ok"}
+    assert {row["device"] for row in report.rows} == {"cpu", "cpu:0"}  # both workers took tasks
+    assert len({task["worker"] for task in report.tasks}) == 2
+    assert (out / "torus.ksc").read_bytes() == single_encode(source / "torus.ply")
