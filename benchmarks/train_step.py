@@ -7,7 +7,8 @@ forward, L1 loss, backward, Adam. ``written out`` is :class:`ksc.backprop.FusedT
 (what it trained with before). The points are random and the spheres too (timing
 does not depend on the mesh). Every row runs ``--rounds`` times, interleaved with
 the others, so that the shared machine's drift hits them alike; the table gives
-the median milliseconds per step.
+the median milliseconds per step. The ``kernel`` rows time single operations behind the written-out
+step's choices (milliseconds per call).
 With ``--compile`` the default network's autograd step is also timed under ``torch.compile`` (inductor), after its compile.
 Writes ``benchmarks/results/train-step.{json,md}``.
 Run: ``.venv/bin/python benchmarks/train_step.py [--threads 1]`` (about two minutes).
@@ -39,6 +40,27 @@ SHAPES = {
     "5 x 34, 128 spheres (ksc 0.10's default)": ModelConfig(spheres=128),
 }
 POINTS = 1_000_000
+
+
+def _kernels(points: torch.Tensor, batch: int, generator) -> dict:
+    """The single operations behind the written-out step's choices, each timed alone: (name, callable)."""
+    table = torch.rand(POINTS, 103, generator=generator)  # the default network's per-point constants
+    rows = torch.empty(batch, 103)
+    x34, w34, out34 = torch.rand(batch, 34), torch.rand(34, 34), torch.empty(batch, 34)
+    x32, w32, out32 = torch.rand(batch, 32), torch.rand(32, 32), torch.empty(batch, 32)
+    weights, features = torch.rand(batch, 64), torch.rand(64, 8)
+
+    def draw():
+        return torch.randint(POINTS, (batch,), generator=generator)
+
+    return {
+        "gather 2048 rows of 103 floats, advanced indexing": lambda: table[draw()],
+        "gather 2048 rows of 103 floats, index_select": lambda: torch.index_select(table, 0, draw(), out=rows),
+        "product (2048 x 34) @ (34 x 34)": lambda: torch.mm(x34, w34, out=out34),
+        "product (2048 x 32) @ (32 x 32)": lambda: torch.mm(x32, w32, out=out32),
+        "product (2048 x 64) @ (64 x 8)": lambda: weights @ features,
+        "the same, transposed: (8 x 64) @ (64 x 2048)": lambda: features.t() @ weights.t(),
+    }
 
 
 def _autograd_step(model: KeySphereNet, optimizer, points, target, batch: int, generator) -> None:
@@ -78,6 +100,8 @@ def main(argv=None) -> None:
         jobs[f"written out, {name}"] = lambda t=trainer: _written_out_step(t, batch, generator)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
         jobs[f"autograd, {name}"] = lambda m=model, o=optimizer: _autograd_step(m, o, points, target, batch, generator)
+    for name, kernel in _kernels(points, batch, generator).items():
+        jobs[f"kernel: {name}"] = kernel
     compile_seconds = None
     if args.compile:
         model = KeySphereNet(ModelConfig(), spheres[: ModelConfig().spheres])

@@ -69,7 +69,7 @@ class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
     steps: int = 28800
-    """The fit is training-bound (4x the steps: 0.89x the error); 28 800 fill the ~2-minute encode on 2 cores."""
+    """The fit is training-bound (4x the steps: 0.89x the error); 28 800 fill the 2-3-minute encode on 2 cores."""
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
@@ -139,9 +139,9 @@ class EncodeOptions:
         return LONG_TRAINING_UNIFORM_SHARE if self.train.steps >= LONG_TRAINING_STEPS else SHORT_TRAINING_UNIFORM_SHARE
 
 
-FAST_SUMMARY = "~7.1 KB in ~17 s, 1/10 of the default's time, at ~2x its Chamfer-L1 and ~3x Draco's"
+FAST_SUMMARY = "~7.1 KB in ~20 s on one core, at ~2x the default's Chamfer-L1 and ~3x Draco's"
 """The fast preset's measured medians over both mesh folders (benchmarks/results/rd-fast.md,
-encode-profile-fast.md), as --help shows them."""
+encode-profile-fast.md; its time also in encode-versions.md), as --help shows them."""
 
 
 @dataclass(frozen=True)

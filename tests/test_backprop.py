@@ -71,7 +71,8 @@ def test_adam_matches_torch():
 def test_training_lowers_the_loss_and_writes_back():
     model, points, target, _ = _problem(ModelConfig(width=16, layers=2), points=2000)
     target = points.norm(dim=1) - 0.5  # a sphere's distance: learnable
-    before = float(sdf_loss(model(points), target))
+    with torch.no_grad():
+        before = float(sdf_loss(model(points), target))
     trainer = FusedTrainer(model, points, target, 256)
     generator = torch.Generator().manual_seed(3)
     for _ in range(300):
