@@ -20,6 +20,7 @@ through :class:`KeySphereNet` for each branch, activation and weighting.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -62,7 +63,7 @@ class FusedTrainer:
 
     def __init__(self, model: KeySphereNet, points: torch.Tensor, target: torch.Tensor, batch_size: int):
         config = model.config
-        self.config, self.model, self.target, self.batch = config, model, target, batch_size
+        self.config, self.model, self.target = config, model, target
         self.names = [name for name, _ in model.named_parameters()]
         self.shapes = [tuple(p.shape) for _, p in model.named_parameters()]
         sizes = [math.prod(shape) for shape in self.shapes]
@@ -80,7 +81,7 @@ class FusedTrainer:
         if len(points) * row_bytes <= TABLE_BYTES:
             self.table = torch.cat([self.constants(points[i : i + CHUNK]) for i in range(0, len(points), CHUNK)])
         # every per-batch array is allocated once: fresh arrays of this size cost more to allocate than to fill
-        empty = lambda *shape: torch.empty(shape, device=points.device)  # noqa: E731
+        empty = functools.partial(torch.empty, device=points.device)
         layers = range(config.layers)
         self.buffers = {
             "rows": empty(batch_size, self.fixed_width + config.spheres),
@@ -119,7 +120,7 @@ class FusedTrainer:
         return torch.cat(columns, dim=1)
 
     def step(self, index: torch.Tensor, learning_rate: float, transform=None) -> torch.Tensor:
-        """One Adam step on the points ``index`` (B,); returns the batch's mean L1 loss (a 0-d tensor).
+        """One Adam step on the points ``index`` (``batch_size``,); returns the batch's mean L1 loss (a 0-d tensor).
 
         ``transform(name, tensor) -> tensor``, when given, maps each parameter to the
         weights the passes use (fake quantization); the update goes to the parameters.

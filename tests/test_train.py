@@ -13,5 +13,3 @@ def test_learning_rate_warms_up_then_decays_to_one_percent():
     assert learning_rate_at(0.0, 1.0) == pytest.approx(0.01)
     assert learning_rate_at(0.03, 1.0) == pytest.approx(1.0)
     assert learning_rate_at(1.0, 1.0) == pytest.approx(0.01)
-
-
