@@ -2,10 +2,11 @@
 
 Adam with a short linear warm-up and a cosine decay to 1 % of the peak
 learning rate; the steps themselves are :class:`ksc.backprop.FusedTrainer`'s
-(forward, backward and Adam written out, 1.7x faster than autograd here). Training stops after ``steps`` steps, or earlier when
-``time_budget`` seconds have passed; the schedule then follows wall time so
-that a budget-limited run still anneals. A step-limited run is reproducible
-bit for bit on one machine; a time-limited one is not.
+(forward, backward and Adam written out, 1.7x faster than autograd here).
+Training stops after ``steps`` steps, or earlier when ``time_budget`` seconds
+have passed; the schedule then follows wall time so that a budget-limited run
+still anneals. A step-limited run is reproducible bit for bit on one machine;
+a time-limited one is not.
 """
 
 from __future__ import annotations
