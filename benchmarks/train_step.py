@@ -37,6 +37,7 @@ SHAPES = {
     "5 x 34, 64 spheres (the default)": ModelConfig(),
     "5 x 28 (small)": ModelConfig(width=28),
     "5 x 39 (high)": ModelConfig(width=39),
+    "5 x 32 (a width MKL runs faster)": ModelConfig(width=32),
     "5 x 34, 128 spheres (ksc 0.10's default)": ModelConfig(spheres=128),
 }
 POINTS = 1_000_000
