@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from ksc.model import MIN_DISTANCE, KeySphereNet
+from ksc.model import KeySphereNet
 
 TABLE_BYTES = 1 << 30
 """Largest table of per-point constants kept in memory (1M points of the default network take 412 MB)."""
@@ -105,19 +105,16 @@ class FusedTrainer:
 
     def constants(self, points: torch.Tensor) -> torch.Tensor:
         """``[x, f(x), w(x)]`` (n, 3 + 6F + M) of ``points`` (n, 3): the point, its Fourier features, its sphere weights."""
-        columns = [points]
-        for k in range(self.config.frequencies):
-            angle = (math.pi * 2.0**k) * points
-            columns += [torch.sin(angle), torch.cos(angle)]
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
+        # |x - c| summed per coordinate, not torch.cdist's expansion, so that a row's value does not depend on the
+        # rows beside it (the table and the per-batch path give the same bits); a reduction over a last axis of
+        # 3 would be several times slower
         d = torch.zeros(len(points), len(centres), device=points.device)
-        for axis in range(3):  # per coordinate: a reduction over a last axis of 3 is several times slower
+        for axis in range(3):
             d.add_((points[:, axis : axis + 1] - centres[:, axis]).square_())
-        d.sqrt_().add_(2.0 * radii)
-        if self.config.weighting != "paper":
-            d = d.clamp_min(MIN_DISTANCE).pow(-1.0 if self.config.weighting == "inverse" else -2.0)
-        columns.append(d / d.sum(dim=1, keepdim=True))
-        return torch.cat(columns, dim=1)
+        affinities = self.model.affinities_of(d.sqrt_().add_(2.0 * radii))
+        weights = affinities / affinities.sum(dim=1, keepdim=True)
+        return torch.cat([points, *self.model.fourier_features(points), weights], dim=1)
 
     def step(self, index: torch.Tensor, learning_rate: float, transform=None) -> torch.Tensor:
         """One Adam step on the points ``index`` (``batch_size``,); returns the batch's mean L1 loss (a 0-d tensor).
@@ -196,5 +193,5 @@ class FusedTrainer:
     def write_back(self) -> None:
         """Copy the trained parameters into the model."""
         with torch.no_grad():
-            for (_, parameter), value in zip(self.model.named_parameters(), self.views(self.parameters).values(), strict=True):
+            for (_, parameter), value in zip(self.model.named_parameters(), self.weights.values(), strict=True):
                 parameter.copy_(value)

@@ -77,7 +77,10 @@ class KeySphereNet(nn.Module):
         files may hold (the CLI no longer offers it: it did not pay, see CHANGELOG).
         """
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
-        d = torch.cdist(points, centres) + 2.0 * radii
+        return self.affinities_of(torch.cdist(points, centres) + 2.0 * radii)
+
+    def affinities_of(self, d: torch.Tensor) -> torch.Tensor:
+        """The unnormalized weights of :meth:`sphere_affinities` from ``d = 2 r_j + |x_i - c_j|`` (N, M)."""
         if self.config.weighting != "paper":
             d = d.clamp_min(MIN_DISTANCE).pow(-1.0 if self.config.weighting == "inverse" else -2.0)
         return d

@@ -18,7 +18,13 @@ CONFIGS = [
 ]
 
 
-def _problem(config: ModelConfig, points: int = 3000):
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")),
+]
+
+
+def _problem(config: ModelConfig, points: int = 3000, device: str = "cpu"):
     generator = torch.Generator().manual_seed(1)
     spheres = torch.rand(config.spheres, 4, generator=generator) * torch.tensor([1.6, 1.6, 1.6, 0.3]) - torch.tensor(
         [0.8, 0.8, 0.8, 0.0]
@@ -27,12 +33,13 @@ def _problem(config: ModelConfig, points: int = 3000):
     xyz = torch.rand(points, 3, generator=generator) * 2 - 1
     target = torch.rand(points, generator=generator) - 0.5
     index = torch.randint(points, (512,), generator=generator)
-    return model, xyz, target, index
+    return model.to(device), xyz.to(device), target.to(device), index.to(device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.features}-{c.activation}-{c.weighting}-{c.layers}x{c.width}")
-def test_loss_and_gradients_match_autograd(config):
-    model, points, target, index = _problem(config)
+def test_loss_and_gradients_match_autograd(config, device):
+    model, points, target, index = _problem(config, device=device)
     loss = sdf_loss(model(points[index]), target[index])
     loss.backward()
     trainer = FusedTrainer(model, points, target, len(index))
