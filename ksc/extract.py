@@ -258,7 +258,7 @@ class _Stitcher:
         _close_at_the_box(outside, self.spacing, ends)
         if not outside.min() < 0.0 < outside.max():
             return
-        vertices, faces, _, _ = marching_cubes(outside, level=0.0)
+        vertices, faces, _, _ = marching_cubes(outside, level=0.0, mask=_crossed_cells(outside))
         vertices = vertices.astype(np.float64) + np.array(origin, dtype=np.float64)
         ids = np.full(len(vertices), -1, np.int64)
         on_seam = np.flatnonzero(vertices[:, 0] == self.seam_x)
@@ -280,6 +280,26 @@ class _Stitcher:
         if not self.faces:
             return np.empty((0, 3)), np.empty((0, 3), np.int64)
         return np.concatenate(self.vertices), np.concatenate(self.faces).astype(np.int64)
+
+
+def _crossed_cells(volume: np.ndarray) -> np.ndarray:
+    """Marching cubes' ``mask`` for ``volume``: the cells whose 8 corners are not all on one side of 0.
+
+    skimage reads a cell's entry at its highest corner (``[1:, 1:, 1:]`` here; a test checks that the masked
+    mesh is the unmasked one). The other cells make no faces and are skipped: about 0.4x the time of marching
+    cubes on a band-sized surface.
+    """
+    sides = []
+    for side in (volume > 0.0, volume < 0.0):
+        for axis in range(3):  # a corner-wise AND over the cell, one axis at a time
+            low = [slice(None)] * 3
+            high = [slice(None)] * 3
+            low[axis], high[axis] = slice(0, -1), slice(1, None)
+            side = side[tuple(low)] & side[tuple(high)]
+        sides.append(side)
+    mask = np.zeros(volume.shape, bool)
+    mask[1:, 1:, 1:] = ~(sides[0] | sides[1])
+    return mask
 
 
 def _nearest_within(reference: np.ndarray, queries: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ CHUNK = 4096
 PARALLEL_CHUNKS = 4
 """Fewer chunks than this run on the calling thread; more are shared among one thread per core (numpy
 releases the GIL in its loops and matrix products); run under :func:`one_blas_thread`."""
+HALF, ONE = np.float32(0.5), np.float32(1.0)
 MIN_DISTANCE = 1e-3  # the same floor as ksc.model.MIN_DISTANCE for the nearer-is-heavier weightings
 
 
@@ -80,6 +81,7 @@ class SphereField:
         ).astype(np.float32)
         self.radius_row = (2.0 * self.radii) @ self.feature_weights
         self.radius_sum = np.float32(2.0 * self.radii.astype(np.float64).sum())
+        self.ones = np.ones(len(self.radii), np.float32)
         self._scratch = threading.local()
 
     # -- values ---------------------------------------------------------------------------------------------------
@@ -105,9 +107,9 @@ class SphereField:
 
         def chunk(start: int) -> None:
             n = nodes[start : start + CHUNK]
-            position = tables[0][n[:, 0]]
-            position += tables[1][n[:, 1]]
-            position += tables[2][n[:, 2]]
+            position = np.take(tables[0], n[:, 0], axis=0)  # take: 38 against 88 us for fancy indexing
+            position += np.take(tables[1], n[:, 1], axis=0)
+            position += np.take(tables[2], n[:, 2], axis=0)
             out[start : start + len(n)] = self._run(axis[n], position)
 
         _for_each_chunk(chunk, len(nodes))
@@ -162,13 +164,13 @@ class SphereField:
         """The first hidden layer's pre-activation (n, Q); ``position`` (n, Q) is its term from ``[x, f(x)]``."""
         if self.config.weighting == "paper":  # the affinities' 2r part is constant: fold it into the sums
             distance = self._distances(p)
-            total = distance.sum(1, keepdims=True)
+            total = (distance @ self.ones)[:, None]  # a product: 20 against 120 us for sum(1) on 4096 x 64
             total += self.radius_sum
             z = distance @ self.feature_weights
             z += self.radius_row
         else:
             _, affinity = self._affinities(p)
-            total = affinity.sum(1, keepdims=True)
+            total = (affinity @ self.ones)[:, None]
             z = affinity @ self.feature_weights
         z /= total
         z += position
@@ -192,15 +194,27 @@ class SphereField:
         return h @ self.output_weight + np.float32(self.output_bias)
 
     def _activate(self, z: np.ndarray) -> np.ndarray:
-        """SiLU or ReLU of ``z``, computed in place."""
+        """SiLU or ReLU of ``z``, computed in place.
+
+        SiLU is ``u + u tanh(u)`` with ``u = z / 2``, i.e. ``z * sigmoid(z)``. ``exp(-z)`` would leave numpy's
+        vector loop for a slow path wherever it underflows (z > ~87, which hidden layers reach): a chunk of
+        4096 nodes took 3.6 ms with it and 3.0 ms with tanh, which saturates without leaving the loop.
+        """
         if not self.silu:
             return np.maximum(z, 0.0, out=z)
-        sigmoid = np.negative(z)
-        with np.errstate(over="ignore"):  # exp(-z) = inf for z << 0 gives z / inf = -0, SiLU's limit
-            np.exp(sigmoid, out=sigmoid)
-        sigmoid += 1.0
-        z /= sigmoid
+        z *= HALF  # u = z / 2; SiLU(z) = u + u tanh(u)
+        product = np.tanh(z, out=self._product_buffer(z.shape))
+        product *= z
+        z += product
         return z
+
+    def _product_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """This thread's scratch array of ``shape`` for SiLU's product (valid until the thread's next call)."""
+        scratch = self._scratch
+        size = math.prod(shape)
+        if getattr(scratch, "sigmoid", np.empty(0, np.float32)).size < size:
+            scratch.sigmoid = np.empty(size, np.float32)
+        return scratch.sigmoid[:size].reshape(shape)
 
     # -- gradients ------------------------------------------------------------------------------------------------
 
@@ -254,8 +268,9 @@ class SphereField:
     def _activation_slope(self, z: np.ndarray) -> np.ndarray:
         if not self.silu:
             return (z > 0).astype(np.float32)
-        with np.errstate(over="ignore"):
-            sigmoid = 1.0 / (1.0 + np.exp(-z))
+        sigmoid = np.tanh(z * HALF)  # the tanh form of _activate: no subnormal slow path
+        sigmoid += ONE
+        sigmoid *= HALF
         return sigmoid * (1.0 + z * (1.0 - sigmoid))
 
 

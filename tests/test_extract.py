@@ -6,7 +6,7 @@ import trimesh
 
 from ksc.decoder import load_field
 from ksc.errors import KscError
-from ksc.extract import _nearest_within, evaluate_grid, extract_mesh, extract_surface
+from ksc.extract import _crossed_cells, _nearest_within, evaluate_grid, extract_mesh, extract_surface
 from ksc.format import VERSION
 
 from .conftest import assert_same_mesh
@@ -43,6 +43,21 @@ def test_marching_cubes_finds_the_ball_with_outward_faces():
 
 def Constant(points):
     return np.ones(len(points), np.float32)
+
+
+def test_the_crossed_cells_mask_leaves_marching_cubes_mesh_unchanged():
+    """skimage reads the mask at a cell's highest corner: if that convention changed, the mask would drop faces."""
+    from skimage.measure import marching_cubes
+
+    axis = np.linspace(-1.0, 1.0, 41)
+    x, y, z = np.meshgrid(axis, axis[:37], axis[:33], indexing="ij")  # unequal sides catch a transposed mask
+    wavy = (0.5 - np.sqrt(x**2 + 2 * y**2 + z**2) + 0.08 * np.sin(9 * x) * np.cos(7 * z)).astype(np.float32)
+    mask = _crossed_cells(wavy)
+    assert mask.mean() < 0.5  # it does skip cells
+    plain = marching_cubes(wavy, level=0.0)
+    masked = marching_cubes(wavy, level=0.0, mask=mask)
+    assert len(plain[1]) > 1000
+    assert np.array_equal(plain[0], masked[0]) and np.array_equal(plain[1], masked[1])
 
 
 def test_no_zero_crossing_is_an_error():
