@@ -167,7 +167,11 @@ def _disagreeing_neighbours(plan: BlockPlan, leaves: np.ndarray, values: np.ndar
         fill = plan.fill[tuple(neighbours[rows].T)]
         disagree = (near * fill[:, None] <= 0).any(axis=1)  # NaN (past the grid) compares False
         found.append(neighbours[rows[disagree]])
-    return np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 3), np.int64)
+    if not found:
+        return np.empty((0, 3), np.int64)
+    marked = np.zeros(plan.active.shape, bool)  # each leaf once, in C order (np.unique would import numpy.ma)
+    marked[tuple(np.concatenate(found).T)] = True
+    return np.argwhere(marked)
 
 
 def _paint(fill: np.ndarray, blocks: np.ndarray, values: np.ndarray, span: int) -> None:
