@@ -7,7 +7,9 @@ default settings (wall time from start to the written file, interpreter start
 included; the median is kept). Beside it, the full rival's Draco file at the same
 bytes (``rival.CachedRival.file_at``: the decimator and quantization that ``rd.py``'s search found best there,
 cached in ``benchmarks/.cache/rival/``) is decoded by a Python process that writes the same binary PLY
-(``draco_decode.py``: DracoPy + trimesh).
+(``draco_decode.py``: DracoPy + trimesh). The full search costs minutes a mesh where that cache is empty:
+``--rival-choice benchmarks/results/rd.json`` takes each mesh's decimator and quantization from an ``rd.py``
+result instead (its best at the default's bytes then) and searches only the face count at this file's bytes.
 Then, in this process, the default output and the raw marching-cubes mesh
 (``faces=0``) are scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/decode[-SUFFIX].{json,md}``.
@@ -17,6 +19,7 @@ Run: ``.venv/bin/python benchmarks/decode.py``.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -36,7 +39,7 @@ from common import (  # noqa: E402
     run_measured,
     write_results,
 )
-from rival import CachedRival  # noqa: E402
+from rival import CachedRival, DracoRival  # noqa: E402
 
 DRACO_CHILD = Path(__file__).resolve().parent / "draco_decode.py"
 
@@ -50,7 +53,20 @@ def timed(argv: list[str], repeats: int) -> dict:
     return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mib": max(r["peak_mib"] for r in runs)}
 
 
-def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
+def rival_file(mesh_path: Path, mesh, budget: int, choices: dict | None) -> bytes | None:
+    """Draco's file at ``budget`` bytes: the full rival's (cached search), or with ``choices`` (mesh name ->
+    an ``rd.py`` row) that row's decimator and quantization, with the face count searched at ``budget``."""
+    if choices is None:
+        return CachedRival(mesh_path, mesh).file_at(budget)
+    choice = choices.get(mesh_path.name)
+    if not choice or not choice.get("draco_decimator"):
+        return None
+    rival = DracoRival(mesh)
+    faces = rival.fitting(choice["draco_decimator"], choice["draco_draco_bits"], budget)
+    return None if faces is None else rival.file(choice["draco_decimator"], faces, choice["draco_draco_bits"])
+
+
+def measure(mesh_path: Path, ksc_path: Path, repeats: int, choices: dict | None = None) -> dict:
     import trimesh
 
     from ksc.decoder import STAGES, decode
@@ -66,7 +82,7 @@ def measure(mesh_path: Path, ksc_path: Path, repeats: int) -> dict:
         row.update({f"ksc_{key}": value for key, value in ksc.items()})
         if out.is_file():
             row["ply_bytes"] = out.stat().st_size
-        rival = CachedRival(mesh_path, mesh).file_at(len(data))
+        rival = rival_file(mesh_path, mesh, len(data), choices)
         if rival is not None:
             drc = Path(scratch) / "rival.drc"
             drc.write_bytes(rival)
@@ -132,7 +148,16 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: all).")
     parser.add_argument("--repeats", type=int, default=3, help="Fresh processes per decode; the median time is kept.")
     parser.add_argument("--suffix", default="")
+    parser.add_argument(
+        "--rival-choice",
+        type=Path,
+        help="An rd.py result (JSON): take Draco's decimator and quantization per mesh from it, search only faces.",
+    )
     args = parser.parse_args(argv)
+    choices = None
+    if args.rival_choice:
+        rows = json.loads(args.rival_choice.read_text())["rows"]
+        choices = {row["mesh"]: row for row in rows if row.get("preset") == "default"}
     import torch
 
     machine = machine_description(torch.device("cpu"))
@@ -141,7 +166,7 @@ def main(argv=None) -> None:
         if ksc_path is None:
             rows.append({"mesh": mesh_path.name, "folder": folder.name, "ksc_error": "ksc encode refuses this mesh"})
             continue
-        row = {"folder": folder.name, **measure(mesh_path, ksc_path, args.repeats)}
+        row = {"folder": folder.name, **measure(mesh_path, ksc_path, args.repeats, choices)}
         rows.append(row)
         print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
         save(rows, args, machine)
@@ -176,7 +201,12 @@ def save(rows, args, machine) -> None:
             f"{args.repeats} fresh processes, from start to the written binary PLY, Python's start-up included.",
             "ksc: `ksc decode FILE OUT.ply` with default settings (numpy, no torch). Draco: `draco_decode.py`",
             "(DracoPy + trimesh) on the full rival's file at the .ksc's bytes (the decimator and quantization",
-            "that `rd.py`'s search found best there; `rival.CachedRival.file_at`).",
+            "that `rd.py`'s search found best there; `rival.CachedRival.file_at`)"
+            + (
+                f", here with the decimator and quantization of `{args.rival_choice}` and the faces searched at these bytes."
+                if args.rival_choice
+                else "."
+            ),
             "Errors are against the input mesh (ksc.metrics); 'raw' is the marching-cubes mesh (`--faces 0`).",
             "",
             "## Medians",
