@@ -148,36 +148,32 @@ def decode_integers(data: bytes, count: int) -> np.ndarray:
     Raises KscFormatError when the stream cannot be what the encoder wrote:
     a magnitude prefix past ``MAX_MAGNITUDE_BITS``, or bytes left unread.
 
-    The decoder is the encoder's arithmetic and :class:`_Contexts`' counts in
-    one loop over local variables, with contexts numbered instead of named: a
-    decode is ~70 000 decisions in pure Python, and the inlined form takes a
-    fraction of the time of method calls and tuple-keyed dictionaries.
+    The decoder is the encoder's arithmetic in one loop over local variables,
+    with contexts numbered instead of named and :class:`_Contexts`' counts as
+    states of :func:`_state_tables`: a decode is ~70 000 decisions in pure
+    Python, and this form takes a fraction of the time of method calls,
+    tuple-keyed dictionaries and a division per decision.
     """
     data = bytes(data)
     size = len(data)
-    zeros = [1] * _CONTEXTS
-    ones = [1] * _CONTEXTS
+    probability, after_zero, after_one = _state_tables()
+    states = [_START] * _CONTEXTS
     code = int.from_bytes(data[:4].ljust(4, b"\x00"), "big")
     span, position = _MASK32, 4
     values = [0] * count
 
     def bit(context: int) -> int:
         nonlocal code, span, position
-        z, o = zeros[context], ones[context]
-        p = (z * _ONE) // (z + o)
-        p = 1 if p < 1 else (_ONE - 1 if p > _ONE - 1 else p)
-        bound = (span >> PROBABILITY_BITS) * p
+        state = states[context]
+        bound = (span >> PROBABILITY_BITS) * probability[state]
         if code < bound:
             span, result = bound, 0
-            z += 2
+            states[context] = after_zero[state]
         else:
             code -= bound
             span -= bound
             result = 1
-            o += 2
-        if z + o > _ADAPT_LIMIT:
-            z, o = (z + 1) // 2, (o + 1) // 2
-        zeros[context], ones[context] = z, o
+            states[context] = after_one[state]
         while span < _TOP:
             span = (span << 8) & _MASK32
             code = ((code << 8) | (data[position] if position < size else 0)) & _MASK32
@@ -205,3 +201,31 @@ def decode_integers(data: bytes, count: int) -> np.ndarray:
 _ZERO, _SIGN, _UNARY = 0, 1, 2
 _MANTISSA = _UNARY + MAX_MAGNITUDE_BITS
 _CONTEXTS = _MANTISSA + MAX_MAGNITUDE_BITS * MAX_MAGNITUDE_BITS
+
+_STATE_STRIDE = 64
+"""A context's counts ``(zeros, ones)``, each below 64 (their total is halved past ``_ADAPT_LIMIT``), as the
+state ``zeros * 64 + ones``."""
+_START = 1 * _STATE_STRIDE + 1
+_TABLES: tuple[list[int], list[int], list[int]] | None = None
+
+
+def _state_tables() -> tuple[list[int], list[int], list[int]]:
+    """Per state: the probability of a zero (as :meth:`_Contexts.zero_probability`) and the states after
+    a zero and after a one (as :meth:`_Contexts.update`); built once, on the first decode."""
+    global _TABLES
+    if _TABLES is None:
+        contexts = _Contexts()
+        size = _STATE_STRIDE * _STATE_STRIDE
+        probability, after_zero, after_one = [1] * size, [_START] * size, [_START] * size
+        for zeros in range(1, _STATE_STRIDE):
+            for ones in range(1, _STATE_STRIDE - zeros):
+                state = zeros * _STATE_STRIDE + ones
+                contexts._counts[state] = (zeros, ones)
+                probability[state] = contexts.zero_probability(state)
+                for bit, table in ((0, after_zero), (1, after_one)):
+                    contexts._counts[state] = (zeros, ones)
+                    contexts.update(state, bit)
+                    z, o = contexts._counts[state]
+                    table[state] = z * _STATE_STRIDE + o
+        _TABLES = (probability, after_zero, after_one)
+    return _TABLES
