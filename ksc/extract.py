@@ -13,6 +13,7 @@ every node in one array, one marching-cubes call.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,18 +288,25 @@ def _crossed_cells(volume: np.ndarray) -> np.ndarray:
 
     skimage reads a cell's entry at its highest corner (``[1:, 1:, 1:]`` here; a test checks that the masked
     mesh is the unmasked one). The other cells make no faces and are skipped: about 0.4x the time of marching
-    cubes on a band-sized surface.
+    cubes on a band-sized surface. Per node, bit 0 says > 0 and bit 1 says < 0; AND over a cell's corners
+    leaves a bit only where all agree. Four volume-sized byte arrays in all (fresh memory is slow to touch in a
+    new process).
     """
-    sides = []
-    for side in (volume > 0.0, volume < 0.0):
-        for axis in range(3):  # a corner-wise AND over the cell, one axis at a time
-            low = [slice(None)] * 3
-            high = [slice(None)] * 3
-            low[axis], high[axis] = slice(0, -1), slice(1, None)
-            side = side[tuple(low)] & side[tuple(high)]
-        sides.append(side)
+    sides = np.greater(volume, 0.0).view(np.uint8)
+    scratch = np.less(volume, 0.0).view(np.uint8)
+    sides |= np.left_shift(scratch, 1, out=scratch)
+    other = np.empty(volume.size, np.uint8)
+    buffers = (scratch.reshape(-1), other)
+    shape = list(volume.shape)
+    for axis in range(3):  # a corner-wise AND over the cell, one axis at a time, between two buffers
+        low = [slice(None)] * 3
+        high = [slice(None)] * 3
+        low[axis], high[axis] = slice(0, -1), slice(1, None)
+        shape[axis] -= 1
+        out = buffers[axis % 2][: math.prod(shape)].reshape(shape)
+        sides = np.bitwise_and(sides[tuple(low)], sides[tuple(high)], out=out)
     mask = np.zeros(volume.shape, bool)
-    mask[1:, 1:, 1:] = ~(sides[0] | sides[1])
+    np.equal(sides, 0, out=mask[1:, 1:, 1:])
     return mask
 
 
