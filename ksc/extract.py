@@ -213,21 +213,23 @@ def _slab_values(
         if start <= stop:
             volume[start - x0 : stop - x0 + 1] = tile
     blocks = np.argwhere(plan.active[first : last + 1]) + np.array([first, 0, 0])
-    offsets = np.stack(np.meshgrid(*(np.arange(leaf),) * 3, indexing="ij"), -1).reshape(-1, 3)
-    low, high = np.array([x0, y0, z0]), np.array([x1, y1, z1])
+    corner, size = np.array([x0, y0, z0]), np.array(volume.shape)
     evaluated = 0
     per_group = max(1, GROUP_NODES // leaf**3)
     for start in range(0, len(blocks), per_group):
         group = blocks[start : start + per_group]
-        nodes = (group[:, None, :] * leaf + offsets[None]).reshape(-1, 3)
-        mine = np.all((nodes >= low) & (nodes <= high), axis=1)  # the slab's own nodes
+        # Per axis, each leaf's node positions in the slab (g, leaf); a node is the slab's when all three are.
+        place = [group[:, [a]] * leaf + np.arange(leaf) - corner[a] for a in range(3)]
+        inside = [(q >= 0) & (q < n) for q, n in zip(place, size, strict=True)]
+        mine = inside[0][:, :, None, None] & inside[1][:, None, :, None] & inside[2][:, None, None, :]
+        flat = (place[0][:, :, None, None] * size[1] + place[1][:, None, :, None]) * size[2] + place[2][:, None, None, :]
         if plan.values is not None:  # evaluated while planning
-            values = plan.values[plan.slots[tuple(group.T)]].reshape(-1)[mine]
+            values = plan.values[plan.slots[tuple(group.T)]][mine]
         else:
-            values = node_values(field, axis, nodes[mine])
-            evaluated += int(mine.sum())
-        nodes = nodes[mine]
-        volume[nodes[:, 0] - x0, nodes[:, 1] - y0, nodes[:, 2] - z0] = values
+            nodes = np.stack(np.unravel_index(flat[mine], volume.shape), axis=1) + corner
+            values = node_values(field, axis, nodes)
+            evaluated += len(nodes)
+        volume.reshape(-1)[flat[mine]] = values
     return volume, evaluated
 
 
