@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     MESH_FOLDERS,
     command_line,
+    compile_ksc,
     default_files,
     folder_medians,
     last_error_line,
@@ -161,6 +162,7 @@ def main(argv=None) -> None:
     import torch
 
     machine = machine_description(torch.device("cpu"))
+    compile_ksc()  # the Draco side's packages have their bytecode: so must ksc's
     rows = []
     for folder, mesh_path, ksc_path in default_files(args.meshes, args.only):
         if ksc_path is None:
