@@ -235,7 +235,12 @@ class Viewing:
         except Exception as error:
             pytest.skip(str(error))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ksc.cli", "view", str(path), "--no-open"], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "ksc.cli", "view", str(path), "--no-open"],
+            stdout=subprocess.PIPE,
+            text=True,
+            # A runner started in the background by a shell without job control ignores SIGINT, and a child
+            # inherits that: Python would then install no Ctrl-C handler and stop() could not stop it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         line = self.process.stdout.readline()
         match = re.search(r"(http://127\.0\.0\.1:\d+/\S*)", line)
