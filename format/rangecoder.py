@@ -54,6 +54,23 @@ def max_values(stream_bytes: int) -> int:
     return 400 * (stream_bytes + _FLUSH_BYTES + 1)
 
 
+def _zero_probability(zeros: int, ones: int) -> int:
+    """The probability of a zero, out of ``_ONE``, after ``zeros`` and ``ones`` counts (clamped away from 0 and 1)."""
+    p = (zeros * _ONE) // (zeros + ones)
+    return min(max(p, 1), _ONE - 1)
+
+
+def _updated(zeros: int, ones: int, bit: int) -> tuple[int, int]:
+    """The counts after coding ``bit``: its count grows by 2, and both are halved past ``_ADAPT_LIMIT``."""
+    if bit:
+        ones += 2
+    else:
+        zeros += 2
+    if zeros + ones > _ADAPT_LIMIT:
+        zeros, ones = (zeros + 1) // 2, (ones + 1) // 2
+    return zeros, ones
+
+
 class _Contexts:
     """Adaptive bit probabilities from counts (Krichevsky-Trofimov start, halved when large)."""
 
@@ -61,19 +78,10 @@ class _Contexts:
         self._counts: dict = {}
 
     def zero_probability(self, context) -> int:
-        zeros, ones = self._counts.get(context, (1, 1))
-        p = (zeros * _ONE) // (zeros + ones)
-        return min(max(p, 1), _ONE - 1)
+        return _zero_probability(*self._counts.get(context, (1, 1)))
 
     def update(self, context, bit: int) -> None:
-        zeros, ones = self._counts.get(context, (1, 1))
-        if bit:
-            ones += 2
-        else:
-            zeros += 2
-        if zeros + ones > _ADAPT_LIMIT:
-            zeros, ones = (zeros + 1) // 2, (ones + 1) // 2
-        self._counts[context] = (zeros, ones)
+        self._counts[context] = _updated(*self._counts.get(context, (1, 1)), bit)
 
 
 class _Encoder:
@@ -149,8 +157,8 @@ def decode_integers(data: bytes, count: int) -> np.ndarray:
     a magnitude prefix past ``MAX_MAGNITUDE_BITS``, or bytes left unread.
 
     The decoder is the encoder's arithmetic in one loop over local variables,
-    with contexts numbered instead of named and :class:`_Contexts`' counts as
-    states of :func:`_state_tables`: a decode is ~70 000 decisions in pure
+    with contexts numbered instead of named and their counts as states of
+    :func:`_state_tables`: a decode is ~70 000 decisions in pure
     Python, and this form takes a fraction of the time of method calls,
     tuple-keyed dictionaries and a division per decision.
     """
@@ -210,22 +218,18 @@ _TABLES: tuple[list[int], list[int], list[int]] | None = None
 
 
 def _state_tables() -> tuple[list[int], list[int], list[int]]:
-    """Per state: the probability of a zero (as :meth:`_Contexts.zero_probability`) and the states after
-    a zero and after a one (as :meth:`_Contexts.update`); built once, on the first decode."""
+    """Per state: the probability of a zero (:func:`_zero_probability`) and the states after a zero and after
+    a one (:func:`_updated`); built once, on the first decode."""
     global _TABLES
     if _TABLES is None:
-        contexts = _Contexts()
         size = _STATE_STRIDE * _STATE_STRIDE
         probability, after_zero, after_one = [1] * size, [_START] * size, [_START] * size
         for zeros in range(1, _STATE_STRIDE):
             for ones in range(1, _STATE_STRIDE - zeros):
                 state = zeros * _STATE_STRIDE + ones
-                contexts._counts[state] = (zeros, ones)
-                probability[state] = contexts.zero_probability(state)
+                probability[state] = _zero_probability(zeros, ones)
                 for bit, table in ((0, after_zero), (1, after_one)):
-                    contexts._counts[state] = (zeros, ones)
-                    contexts.update(state, bit)
-                    z, o = contexts._counts[state]
+                    z, o = _updated(zeros, ones, bit)
                     table[state] = z * _STATE_STRIDE + o
         _TABLES = (probability, after_zero, after_one)
     return _TABLES

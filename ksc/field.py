@@ -144,7 +144,7 @@ class SphereField:
         ``[p, |p|^2, 1] @ distance_matrix`` is ``|p|^2 + |c|^2 - 2 p.c`` in one product,
         the expansion torch.cdist uses for more than 25 points.
         """
-        augmented, distance = self._buffers(len(p))
+        augmented, distance, _ = self._buffers(len(p))
         augmented[:, :3] = p
         np.einsum("ij,ij->i", p, p, out=augmented[:, 3])
         np.matmul(augmented, self.distance_matrix, out=distance)
@@ -176,14 +176,16 @@ class SphereField:
         z += position
         return z
 
-    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """This thread's scratch arrays for ``n`` points: [p, |p|^2, 1] (n, 5) and distances (n, M)."""
+    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This thread's scratch arrays for ``n`` points: [p, |p|^2, 1] (n, 5), distances (n, M) and SiLU's
+        product (n, Q)."""
         scratch = self._scratch
         if getattr(scratch, "rows", 0) < n:
             scratch.augmented = np.ones((n, 5), np.float32)
             scratch.distance = np.empty((n, len(self.radii)), np.float32)
+            scratch.product = np.empty((n, self.config.width), np.float32)
             scratch.rows = n
-        return scratch.augmented[:n], scratch.distance[:n]
+        return scratch.augmented[:n], scratch.distance[:n], scratch.product[:n]
 
     def _run(self, p: np.ndarray, position: np.ndarray) -> np.ndarray:
         h = self._activate(self._first_layer(p, position))
@@ -203,18 +205,10 @@ class SphereField:
         if not self.silu:
             return np.maximum(z, 0.0, out=z)
         z *= HALF  # u = z / 2; SiLU(z) = u + u tanh(u)
-        product = np.tanh(z, out=self._product_buffer(z.shape))
+        product = np.tanh(z, out=self._buffers(len(z))[2])
         product *= z
         z += product
         return z
-
-    def _product_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
-        """This thread's scratch array of ``shape`` for SiLU's product (valid until the thread's next call)."""
-        scratch = self._scratch
-        size = math.prod(shape)
-        if getattr(scratch, "sigmoid", np.empty(0, np.float32)).size < size:
-            scratch.sigmoid = np.empty(size, np.float32)
-        return scratch.sigmoid[:size].reshape(shape)
 
     # -- gradients ------------------------------------------------------------------------------------------------
 
