@@ -18,7 +18,7 @@ from ksc import __version__
 from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
 from ksc.errors import KscError
 from ksc.format.report import describe_container
-from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning
+from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning, training_threads
 
 from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
@@ -60,8 +60,7 @@ def _fail(message: str, status: int = 1):
 @click.version_option(__version__, prog_name="ksc")
 def main():
     """ksc: compress triangle meshes into tiny neural .ksc files."""
-    if click.get_current_context().invoked_subcommand != "encode":  # encode chooses once it knows --threads
-        keep_openmp_workers_spinning()  # the commands import torch after this
+    keep_openmp_workers_spinning()  # the commands import torch after this
 
 
 def _read_bytes(path: str) -> bytes:
@@ -77,9 +76,8 @@ def _read_bytes(path: str) -> bytes:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    default=TRAINING_THREADS,
-    show_default=True,
-    help="Torch threads for training; the bytes depend on it (one is as fast here and keeps its speed on a busy machine).",
+    default=None,
+    help=f"CPU cores for training, one process each; the bytes depend on it.  [default: {TRAINING_THREADS}, or 1 on one core]",
 )
 @device_option
 @verbosity_options
@@ -89,19 +87,20 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
 
     mesh = load_mesh(input_path)  # a bad input fails before torch is imported
     job = encode_job(settings)
-    keep_openmp_workers_spinning(check_load=threads > 1)  # one thread has no workers to wait
     import torch
 
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)  # the training's parallelism is its own processes (--threads)
     options, max_bytes, steps = job.options, job.max_bytes, job.options.train.steps
     if max_bytes is not None and job.fit_width:
         options = fit_width_to_budget(options, max_bytes)
     progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
     with progress:
-        result = encode_mesh(mesh, options, resolve_device(device), progress.on_step, max_bytes=max_bytes)
+        result = encode_mesh(
+            mesh, options, resolve_device(device), progress.on_step, max_bytes=max_bytes, threads=training_threads(threads)
+        )
     write_atomic(output_path, result.data)
     if not quiet:
         size = len(result.data)
@@ -129,9 +128,7 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
     default=None,
     help="CPU workers of the local cluster (default: the cores not driving a GPU, divided by --threads).",
 )
-@click.option(
-    "--threads", type=click.IntRange(min=1), default=TRAINING_THREADS, show_default=True, help="Torch threads per task."
-)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Training cores per task.")
 @click.option("--measure", is_flag=True, help="Also score each file's decode against its input (Chamfer-L1, normal error).")
 @device_option
 @verbosity_options

@@ -43,17 +43,18 @@ def encode(
     device : str
         'auto' (CUDA when available, else the CPU), 'cpu', 'cuda', 'cuda:N'.
     threads : int, optional
-        Torch threads for the training (default ``ksc.threads.TRAINING_THREADS``, one: as fast as more on
-        small networks, and steady on a busy machine); the bytes depend on it. The caller's count is restored.
+        CPU cores for the training (default ``ksc.threads.TRAINING_THREADS``, two, or one where only one is
+        usable), each in a process of its own; the bytes depend on it. Torch itself runs on one thread
+        meanwhile; the caller's count is restored.
     **options
         Any other ``ksc.config.EncodeOptions`` field (``samples``, ``qat_steps``, ...).
     """
     from ksc.config import preset_options
     from ksc.meshio import check_mesh, load_mesh
-    from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning, torch_threads
+    from ksc.threads import keep_openmp_workers_spinning, torch_threads, training_threads
 
-    threads = TRAINING_THREADS if threads is None else threads
-    keep_openmp_workers_spinning(check_load=threads > 1)  # takes effect only if torch is not loaded yet
+    threads = training_threads(threads)
+    keep_openmp_workers_spinning()  # takes effect only if torch is not loaded yet
     mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget
@@ -61,8 +62,8 @@ def encode(
     settings = preset_options(preset, seed=seed, **options)
     if max_bytes is not None and "model" not in options:
         settings = fit_width_to_budget(settings, max_bytes)
-    with torch_threads(threads):
-        return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes).data
+    with torch_threads(1):
+        return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes, threads=threads).data
 
 
 def decode(data: bytes, resolution: int | None = None, faces: int | None = None):

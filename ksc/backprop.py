@@ -12,7 +12,10 @@ function and the same gradients are computed with preallocated buffers:
   with the same row-wise arithmetic, so both give the same bits);
 * each SiLU keeps its sigmoid for the backward pass;
 * the parameters and their gradients live in two flat vectors, so that Adam is
-  a handful of vector operations.
+  a handful of vector operations;
+* a batch can be cut into slices computed side by side in forked processes
+  (``parts``): no torch thread pool, whose per-kernel fork and join cost more
+  than these kernels, and waits that sleep in the kernel.
 
 ``tests/test_backprop.py`` checks the loss and every gradient against autograd
 through :class:`KeySphereNet` for each branch, activation and weighting.
@@ -22,10 +25,14 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
+import multiprocessing
+import sys
 
 import torch
 
 from ksc.model import KeySphereNet
+from ksc.threads import torch_threads
 
 TABLE_BYTES = 1 << 30
 """Largest table of per-point constants kept in memory (1M points of the default network take 412 MB)."""
@@ -59,9 +66,18 @@ class FusedTrainer:
     passes through other weights than the trained ones (``transform``: the
     fake-quantized weights of :mod:`ksc.quantize`); the gradient then passes
     straight through to the trained weights.
+
+    ``parts`` (CPU only) cuts every batch into that many consecutive slices whose
+    gradients are computed separately and summed in order; ``parts - 1`` forked
+    helper processes compute all but the first slice while this process computes
+    it, so a step uses ``parts`` cores at once (:class:`_Helpers`). The result
+    depends on ``parts`` but not on whether the helpers run: where they cannot
+    (no ``fork``, a daemonic process such as a Dask worker) the slices run one after
+    another here, with the same bits. Call :meth:`close` (or use ``with``) to stop
+    the helpers.
     """
 
-    def __init__(self, model: KeySphereNet, points: torch.Tensor, target: torch.Tensor, batch_size: int):
+    def __init__(self, model: KeySphereNet, points: torch.Tensor, target: torch.Tensor, batch_size: int, parts: int = 1):
         config = model.config
         self.config, self.model, self.target = config, model, target
         self.names = [name for name, _ in model.named_parameters()]
@@ -69,32 +85,28 @@ class FusedTrainer:
         sizes = [math.prod(shape) for shape in self.shapes]
         self.offsets = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
         self.parameters = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-        self.gradient = torch.zeros_like(self.parameters)
         self.optimizer = Adam(self.parameters)
-        self.weights, self.grads = self.views(self.parameters), self.views(self.gradient)
+        self.weights = self.views(self.parameters)
         self.spheres = model.spheres
         self.fixed_width = 3 + 6 * config.frequencies
         self.act_silu = config.activation == "silu"
         self.points = points
+        self.batch_size = batch_size
+        parts = max(1, min(parts, batch_size)) if points.device.type == "cpu" else 1
+        self.bounds = [k * batch_size // parts for k in range(parts + 1)]
         row_bytes = 4 * (self.fixed_width + config.spheres)
         self.table = None
         if len(points) * row_bytes <= TABLE_BYTES:
             self.table = torch.cat([self.constants(points[i : i + CHUNK]) for i in range(0, len(points), CHUNK)])
-        # every per-batch array is allocated once: fresh arrays of this size cost more to allocate than to fill
-        empty = functools.partial(torch.empty, device=points.device)
-        layers = range(config.layers)
-        self.buffers = {
-            "rows": empty(batch_size, self.fixed_width + config.spheres),
-            "target": empty(batch_size),
-            "y": empty(config.feature_dim, batch_size),
-            "pre": [empty(batch_size, config.width) for _ in layers],
-            "out": [empty(batch_size, config.width) for _ in layers],
-            "slope": [empty(batch_size, config.width) for _ in layers],
-            "prediction": empty(batch_size, 1),
-            "d_h": empty(batch_size, config.width),
-            "d_pre": empty(batch_size, config.width),
-            "d_y": empty(config.feature_dim, batch_size),
-        }
+        # What the helpers read and write lives in memory shared with them: the weights of the passes, the
+        # batch's indices, each slice's gradient and loss.
+        count = len(self.parameters)
+        shared = _SharedTensors(points.device, passes=(count,), index=(batch_size,), gradients=(parts, count), losses=(parts,))
+        self.passes, self.index, self.gradients, self.losses = shared.passes, shared.index, shared.gradients, shared.losses
+        self.pass_weights = self.views(self.passes)
+        self.gradient = self.gradients[0] if parts == 1 else torch.zeros_like(self.parameters)
+        self.slices = [_Slice(self, self.bounds[k], self.bounds[k + 1], self.gradients[k]) for k in range(parts)]
+        self.helpers = _Helpers.start(self, parts) if parts > 1 else None
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """``flat`` (P,) cut into the model's parameter shapes, by name."""
@@ -122,17 +134,86 @@ class FusedTrainer:
         ``transform(name, tensor) -> tensor``, when given, maps each parameter to the
         weights the passes use (fake quantization); the update goes to the parameters.
         """
-        weights, grads, b = self.weights, self.grads, self.buffers
-        if transform is not None:
-            weights = {name: transform(name, value) for name, value in weights.items()}
-        if self.table is not None:
-            torch.index_select(self.table, 0, index, out=b["rows"])
+        if len(index) != self.batch_size:
+            raise ValueError(f"a step takes {self.batch_size} indices, got {len(index)}")
+        if transform is None:
+            self.passes.copy_(self.parameters)
         else:
-            b["rows"].copy_(self.constants(torch.index_select(self.points, 0, index)))
-        fixed, sphere_weights = b["rows"][:, : self.fixed_width], b["rows"][:, self.fixed_width :]
-        config, width = self.config, self.fixed_width
+            for name, value in self.weights.items():
+                self.pass_weights[name].copy_(transform(name, value))
+        self.index.copy_(index)
+        if torch.get_num_threads() != 1:  # the helpers run on one thread: so does this process, to the same bits
+            with torch_threads(1):
+                self._run_slices()
+        else:
+            self._run_slices()
+        if len(self.slices) > 1:
+            torch.sum(self.gradients, 0, out=self.gradient)
+        self.optimizer.step(self.gradient, learning_rate)
+        return self.losses.sum() / self.batch_size
+
+    def _run_slices(self) -> None:
+        if self.helpers is not None:
+            self.helpers.run(self)
+        else:
+            for part in self.slices:
+                part.run()
+
+    def close(self) -> None:
+        """Stop the helper processes (if any); the trainer then computes its slices itself."""
+        if self.helpers is not None:
+            self.helpers.stop()
+            self.helpers = None
+
+    def __enter__(self) -> FusedTrainer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write_back(self) -> None:
+        """Copy the trained parameters into the model."""
+        with torch.no_grad():
+            for (_, parameter), value in zip(self.model.named_parameters(), self.weights.values(), strict=True):
+                parameter.copy_(value)
+
+
+class _Slice:
+    """Rows ``start:stop`` of every batch: their forward and backward pass into ``gradient`` (P,), buffers its own."""
+
+    def __init__(self, trainer: FusedTrainer, start: int, stop: int, gradient: torch.Tensor):
+        config, rows = trainer.config, stop - start
+        self.trainer, self.start, self.stop, self.part = trainer, start, stop, trainer.bounds.index(start)
+        self.grads = trainer.views(gradient)
+        # every per-slice array is allocated once: fresh arrays of this size cost more to allocate than to fill
+        empty = functools.partial(torch.empty, device=trainer.points.device)
+        layers = range(config.layers)
+        self.buffers = {
+            "rows": empty(rows, trainer.fixed_width + config.spheres),
+            "target": empty(rows),
+            "y": empty(config.feature_dim, rows),
+            "pre": [empty(rows, config.width) for _ in layers],
+            "out": [empty(rows, config.width) for _ in layers],
+            "slope": [empty(rows, config.width) for _ in layers],
+            "prediction": empty(rows, 1),
+            "d_h": empty(rows, config.width),
+            "d_pre": empty(rows, config.width),
+            "d_y": empty(config.feature_dim, rows),
+        }
+
+    def run(self) -> None:
+        """Gradient of the batch's mean L1 loss over these rows (the other rows' terms left out) into ``gradient``,
+        their summed absolute error into the trainer's ``losses[part]``; the weights are the trainer's ``passes``."""
+        trainer, grads, b = self.trainer, self.grads, self.buffers
+        weights, index = trainer.pass_weights, trainer.index[self.start : self.stop]
+        if trainer.table is not None:
+            torch.index_select(trainer.table, 0, index, out=b["rows"])
+        else:
+            b["rows"].copy_(trainer.constants(torch.index_select(trainer.points, 0, index)))
+        fixed, sphere_weights = b["rows"][:, : trainer.fixed_width], b["rows"][:, trainer.fixed_width :]
+        config, width = trainer.config, trainer.fixed_width
         if config.features == "direct":
-            pre_z = torch.addmm(weights["sphere_layer.bias"], self.spheres, weights["sphere_layer.weight"].t())
+            pre_z = torch.addmm(weights["sphere_layer.bias"], trainer.spheres, weights["sphere_layer.weight"].t())
             z = torch.relu(pre_z)
         else:
             z = weights["latents"]
@@ -149,7 +230,7 @@ class FusedTrainer:
             else:
                 torch.addmm(weights["hidden.0.bias"], fixed, first[:, :width].t(), out=pre)
                 pre.addmm_(y, first[:, width:].t())
-            if self.act_silu:  # h = x s(x), h' = s + h - h s
+            if trainer.act_silu:  # h = x s(x), h' = s + h - h s
                 torch.sigmoid(pre, out=slope)
                 torch.mul(pre, slope, out=out)
                 torch.mul(out, slope, out=pre)  # pre is not needed any more
@@ -159,11 +240,11 @@ class FusedTrainer:
                 torch.gt(pre, 0, out=slope)
             inputs = out
         prediction = torch.addmm(weights["output.bias"], inputs, weights["output.weight"].t(), out=b["prediction"])
-        residual = prediction.squeeze(1).sub_(torch.index_select(self.target, 0, index, out=b["target"]))
-        loss = residual.abs().mean()
+        residual = prediction.squeeze(1).sub_(torch.index_select(trainer.target, 0, index, out=b["target"]))
+        torch.sum(residual.abs(), 0, out=trainer.losses[self.part])
 
-        # backward of the mean L1 loss
-        d_out = residual.sign_().div_(len(index)).unsqueeze(1)  # (B, 1)
+        # backward of the batch's mean L1 loss
+        d_out = residual.sign_().div_(trainer.batch_size).unsqueeze(1)  # (rows, 1)
         torch.mm(d_out.t(), inputs, out=grads["output.weight"])
         grads["output.bias"].copy_(d_out.sum(0))
         d_h, d_pre = b["d_h"], b["d_pre"]
@@ -183,15 +264,101 @@ class FusedTrainer:
         d_z = (d_y.t() @ sphere_weights).t()  # (M, E)
         if config.features == "direct":
             d_pre_z = d_z * (pre_z > 0)
-            torch.mm(d_pre_z.t(), self.spheres, out=grads["sphere_layer.weight"])
+            torch.mm(d_pre_z.t(), trainer.spheres, out=grads["sphere_layer.weight"])
             torch.sum(d_pre_z, 0, out=grads["sphere_layer.bias"])
         else:
             grads["latents"].copy_(d_z)
-        self.optimizer.step(self.gradient, learning_rate)
-        return loss
 
-    def write_back(self) -> None:
-        """Copy the trained parameters into the model."""
-        with torch.no_grad():
-            for (_, parameter), value in zip(self.model.named_parameters(), self.weights.values(), strict=True):
-                parameter.copy_(value)
+
+class _SharedTensors:
+    """Named float32/int64 tensors of the given shapes; on the CPU in one anonymous shared mapping, which
+    processes forked afterwards see and write (no file, no /dev/shm)."""
+
+    def __init__(self, device: torch.device, **shapes: tuple[int, ...]):
+        dtypes = {name: torch.int64 if name == "index" else torch.float32 for name in shapes}
+        if device.type != "cpu":
+            for name, shape in shapes.items():
+                setattr(self, name, torch.zeros(shape, dtype=dtypes[name], device=device))
+            return
+        sizes = {name: math.prod(shape) * dtypes[name].itemsize for name, shape in shapes.items()}
+        self.memory = mmap.mmap(-1, sum(-(-size // 8) * 8 for size in sizes.values()))  # MAP_SHARED | MAP_ANONYMOUS
+        offset = 0
+        for name, shape in shapes.items():
+            count = math.prod(shape)
+            view = torch.frombuffer(self.memory, dtype=dtypes[name], count=count, offset=offset)
+            setattr(self, name, view.view(shape))
+            offset += -(-sizes[name] // 8) * 8
+
+
+class _Helpers:
+    """Forked processes that compute slices ``1 ..`` of every step while the trainer computes slice 0.
+
+    A helper is a copy of the trainer (the point table shared copy-on-write, never written) that waits on a pipe
+    for each step, runs its slice on the shared weights and indices, writes its gradient and loss into shared
+    memory and answers on the pipe. Waits block in the kernel, so a helper takes no CPU between steps and a
+    busy machine is not spun on. A helper ends when told to, or when the trainer's process goes (its pipe closes).
+    """
+
+    def __init__(self, processes: list, pipes: list):
+        self.processes, self.pipes = processes, pipes
+
+    @classmethod
+    def start(cls, trainer: FusedTrainer, parts: int) -> _Helpers | None:
+        """Helpers for slices 1 .. ``parts - 1``; None where this process cannot fork them (then the trainer runs
+        every slice itself, to the same bits)."""
+        if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
+            return None
+        context = multiprocessing.get_context("fork")
+        processes, pipes = [], []
+        for part in range(1, parts):
+            mine, theirs = context.Pipe()
+            process = context.Process(target=_serve, args=(trainer.slices[part], mine, theirs), daemon=True)
+            process.start()
+            theirs.close()
+            processes.append(process)
+            pipes.append(mine)
+        return cls(processes, pipes)
+
+    def run(self, trainer: FusedTrainer) -> None:
+        """One step: every helper's slice, with slice 0 computed here meanwhile."""
+        for pipe in self.pipes:
+            pipe.send_bytes(b"s")
+        trainer.slices[0].run()
+        for pipe in self.pipes:
+            answer = pipe.recv_bytes()
+            if answer != b"d":
+                self.stop()
+                raise RuntimeError(f"a training helper failed: {answer[1:].decode(errors='replace')}")
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send_bytes(b"q")
+            except OSError:
+                pass  # it has gone already
+            pipe.close()
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.pipes, self.processes = [], []
+
+
+def _serve(part: _Slice, mine, theirs) -> None:
+    """A helper's loop: a slice for every ``s`` on the pipe until ``q`` or the other end closes."""
+    mine.close()  # the trainer's end: with it closed here, the trainer's exit reads as the end of the pipe
+    torch.set_num_threads(1)
+    while True:
+        try:
+            command = theirs.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if command != b"s":
+            return
+        try:
+            part.run()
+        except Exception as error:  # reported to the trainer, which raises it
+            theirs.send_bytes(b"e" + f"{type(error).__name__}: {error}".encode())
+            return
+        theirs.send_bytes(b"d")

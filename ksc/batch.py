@@ -11,8 +11,9 @@ same options (the manifest and the journal record their digest). A failing mesh 
 degenerate, a training that collapsed, a worker that died) is recorded with its one-line error; the others
 go on.
 
-The bytes of an encode depend on the torch thread count and the device: a batch task uses ``threads``
-(default 1), so ``ksc encode --threads 1 --device cpu`` reproduces a CPU worker's files byte for byte.
+The bytes of an encode depend on its training's core count and the device: a batch task trains on
+``threads`` cores (default 1: the cluster's workers share the machine's cores instead), so
+``ksc encode --threads 1 --device cpu`` reproduces a CPU worker's files byte for byte.
 Where CUDA is present and the device is ``auto``, the local cluster adds one worker per GPU beside the CPU
 workers (:func:`local_workers`); each worker's device comes from :data:`DEVICE_VARIABLE` in its
 environment, and the manifest's ``device`` column says where each file was encoded.
@@ -36,7 +37,6 @@ from ksc import __version__
 from ksc.config import EncodeOptions
 from ksc.errors import KscError, KscInputError
 from ksc.meshio import MESH_INPUTS, write_atomic
-from ksc.threads import TRAINING_THREADS
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,16 @@ class EncodeJob:
     """What every task of a batch does (sent to the workers, so plain data).
 
     ``max_bytes`` caps each file (with ``fit_width`` the network is first narrowed to fit, as
-    ``ksc encode --max-bytes`` does without ``--width``); ``threads`` torch threads per task;
+    ``ksc encode --max-bytes`` does without ``--width``); ``threads`` training cores per task (a Dask
+worker is a daemonic process, which cannot fork the training's helpers, so more than one core per task
+needs ``distributed.worker.daemon: false``; otherwise its slices run one after another, to the same bytes);
     ``measure`` adds Chamfer-L1 and normal error against the input; ``device`` as ``ksc encode --device``.
     """
 
     options: EncodeOptions = field(default_factory=EncodeOptions)
     max_bytes: int | None = None
     fit_width: bool = True
-    threads: int = TRAINING_THREADS
+    threads: int = 1
     measure: bool = False
     device: str = "auto"
 
@@ -126,13 +128,13 @@ def _encode(source: str, target: str, job: EncodeJob) -> dict:
     from ksc.encoder import encode_mesh, fit_width_to_budget
     from ksc.meshio import load_mesh
 
-    torch.set_num_threads(job.threads)
+    torch.set_num_threads(1)  # a task's cores are its training processes (job.threads)
     device = resolve_device(os.environ.get(DEVICE_VARIABLE, "auto") if job.device == "auto" else job.device)
     mesh = load_mesh(source)
     options = job.options
     if job.max_bytes is not None and job.fit_width:
         options = fit_width_to_budget(options, job.max_bytes)
-    data = encode_mesh(mesh, options, device, max_bytes=job.max_bytes).data
+    data = encode_mesh(mesh, options, device, max_bytes=job.max_bytes, threads=job.threads).data
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, data)
     row = {"ksc_bytes": len(data), "device": str(device)}

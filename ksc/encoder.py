@@ -105,6 +105,8 @@ class TrainedMesh:
     """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
     unit_mesh: trimesh.Trimesh
     """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
+    threads: int = 1
+    """CPU cores of the training and fine-tuning (:func:`ksc.train.fit`'s ``parts``)."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage so far (:data:`STAGES`); each :meth:`encode` adds its fine-tuning and writing."""
 
@@ -121,7 +123,15 @@ class TrainedMesh:
             generator = torch.Generator().manual_seed(self.options.seed * 1000 + bits)
             with timed(self.timings, "fine-tuning"):
                 loss = quantization_aware_finetune(
-                    model, self.samples, bits, steps, self.options.train, generator, self.device, self.step_scales
+                    model,
+                    self.samples,
+                    bits,
+                    steps,
+                    self.options.train,
+                    generator,
+                    self.device,
+                    self.step_scales,
+                    self.threads,
                 )
         with timed(self.timings, "writing"):
             data = self._file_bytes(model, bits, steps, loss)
@@ -171,6 +181,7 @@ def train_mesh(
     options: EncodeOptions | None = None,
     device: torch.device | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    threads: int = 1,
 ) -> TrainedMesh:
     """Normalize, sample, pick key spheres and fit the float network to ``mesh``.
 
@@ -184,6 +195,10 @@ def train_mesh(
         Where to train (default: the CPU, the reproducible reference path).
     on_step : callable, optional
         Progress callback ``on_step(step, loss)``.
+    threads : int
+        CPU cores the training uses: every batch is cut into this many slices, each computed in its own
+        process (:class:`ksc.backprop.FusedTrainer`). The bytes depend on it (not on how many of those
+        processes could start); ignored on a GPU.
     """
     started = time.monotonic()
     options = options or EncodeOptions()
@@ -221,7 +236,7 @@ def train_mesh(
         model = KeySphereNet(config, torch.from_numpy(spheres)).to(device)
     generator = torch.Generator().manual_seed(options.seed)
     with timed(timings, "training"):
-        loss = fit(model, samples, options.train, generator, device, on_step)
+        loss = fit(model, samples, options.train, generator, device, on_step, threads)
     log.info("trained: final L1 loss %.5f", loss)
     if not describes_a_surface(model, samples):
         raise KscInputError(
@@ -233,7 +248,9 @@ def train_mesh(
             scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
         else:
             scales = {name: 1.0 for name, _ in model.named_parameters()}
-    return TrainedMesh(model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, timings)
+    return TrainedMesh(
+        model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, threads, timings
+    )
 
 
 SURFACE_CHECK_POINTS = 65536
@@ -261,6 +278,7 @@ def encode_mesh(
     device: torch.device | None = None,
     on_step: Callable[[int, float], None] | None = None,
     max_bytes: int | None = None,
+    threads: int = 1,
 ) -> EncodeResult:
     """Encode ``mesh`` (original coordinates) into ``.ksc`` bytes.
 
@@ -274,7 +292,7 @@ def encode_mesh(
     options = options or EncodeOptions()
     if max_bytes is not None and max_bytes < 1:
         raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
-    trained = train_mesh(mesh, options, device, on_step)
+    trained = train_mesh(mesh, options, device, on_step, threads)
     result = trained.encode(options.weight_bits) if max_bytes is None else _fit_bytes(trained, max_bytes)
     with timed(result.timings, "self-check"):
         check = check_file(result.data, trained.unit_mesh)

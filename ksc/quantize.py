@@ -59,6 +59,7 @@ def quantization_aware_finetune(
     generator: torch.Generator,
     device: torch.device,
     step_scales: dict[str, float] | None = None,
+    parts: int = 1,
 ) -> float:
     """Fine-tune ``model`` in place through fake-quantized weights; returns the last 100 steps' mean L1 loss.
 
@@ -66,24 +67,25 @@ def quantization_aware_finetune(
     from :data:`LR_FACTOR` times ``train.learning_rate`` to zero along a cosine;
     the loss is the training's mean L1 loss.
     ``step_scales`` multiplies each named tensor's step (``ksc.step_allocation``; missing: 1).
+    ``parts``: slices of every batch on their own CPU cores (:class:`ksc.backprop.FusedTrainer`).
     """
     step_scales = step_scales or {}
     learning_rate = LR_FACTOR * train.learning_rate
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
-    trainer = FusedTrainer(model, points, target, train.batch_size)
 
     def quantized(name: str, values: torch.Tensor) -> torch.Tensor:
         return fake_quantize(values, bits, step_scales.get(name, 1.0))
 
     losses = []
-    for step in range(steps):
-        index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
-        rate = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
-        loss = trainer.step(index, rate, transform=quantized)
-        if step >= steps - 100:
-            losses.append(loss)
-    trainer.write_back()
+    with FusedTrainer(model, points, target, train.batch_size, parts) as trainer:
+        for step in range(steps):
+            index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
+            rate = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
+            loss = trainer.step(index, rate, transform=quantized)
+            if step >= steps - 100:
+                losses.append(loss)
+        trainer.write_back()
     model.eval()
     result = float(torch.stack(losses).mean()) if losses else float("nan")
     log.info("quantization-aware fine-tuning at %d bits: L1 loss %.5f", bits, result)

@@ -36,12 +36,13 @@ SPIN_COUNT = "300000"
 """libgomp's own default for a machine that is not oversubscribed (about a millisecond of spinning)."""
 WAIT_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 """The environment variables through which a user chooses how OpenMP workers wait; ksc never overrides them."""
-TRAINING_THREADS = 1
-"""Torch threads of an encode unless asked for more: the network is small enough that a second thread bought
-almost nothing on this project's 2-core machine (a short encode took 49.5 s on one, 47.4 s on two), while
-beside a busy process one thread took 1.05x its time alone and two 1.78x, even waiting passively
-(``benchmarks/results/busy-encode.md``); and the bytes, which depend on the thread count, are then the same
-on every machine and in every batch task."""
+TRAINING_THREADS = 2
+"""CPU cores an encode trains on unless told otherwise (one where only one is usable, :func:`training_threads`):
+each batch is cut into this many slices, computed side by side in processes of one torch thread each
+(:class:`ksc.backprop.FusedTrainer`), which waits in the kernel, not in OpenMP spins. Torch's own threads bought
+nothing at this network's size on one 2-core machine and cost 1.8x beside a busy process
+(``benchmarks/results/busy-encode.md``). The bytes depend on the count, so a batch task (one core each) and
+``ksc encode --threads 1`` write the same files."""
 BUSY_CORES = 0.5
 """Other work on this process's CPUs, in cores, from which training waits passively."""
 LOAD_INTERVAL = 0.1
@@ -109,6 +110,14 @@ def _cpu_times(allowed: set[int] | None) -> dict[int, tuple[int, int]]:
     if not times:
         raise ValueError("no per-CPU lines in /proc/stat")
     return times
+
+
+def training_threads(requested: int | None = None) -> int:
+    """``requested``, or :data:`TRAINING_THREADS` capped at the CPUs this process may run on."""
+    if requested is not None:
+        return requested
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(TRAINING_THREADS, usable))
 
 
 @contextmanager

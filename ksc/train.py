@@ -55,6 +55,7 @@ def fit(
     generator: torch.Generator,
     device: torch.device,
     on_step: Callable[[int, float], None] | None = None,
+    parts: int = 1,
 ) -> float:
     """Train ``model`` in place; returns the mean L1 loss of the last full window of 100 steps
     (of all steps when there were fewer; NaN when there were none).
@@ -74,15 +75,25 @@ def fit(
     on_step : callable, optional
         Called as ``on_step(step, loss)`` after every step (progress bars); ``loss`` is
         the mean of the last full window of 100 steps (NaN before the first).
+    parts : int
+        Slices of every batch, each on its own CPU core (:class:`ksc.backprop.FusedTrainer`); the
+        result depends on it.
     """
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
-    trainer = FusedTrainer(model, points, target, config.batch_size)
+    with FusedTrainer(model, points, target, config.batch_size, parts) as trainer:
+        loss_value = _run(trainer, config, generator, device, on_step)
+    model.eval()
+    return loss_value
+
+
+def _run(trainer: FusedTrainer, config: TrainConfig, generator: torch.Generator, device, on_step) -> float:
+    """:func:`fit`'s steps; the trained weights written back into the model."""
+    target = trainer.target
     window_sum = torch.zeros((), device=device)
     window_steps = 0
     loss_value = float("nan")
     start = time.monotonic()
-    model.train()
     for step in range(config.steps):
         progress = step / config.steps
         if config.time_budget:
@@ -103,7 +114,6 @@ def fit(
         if on_step is not None:
             on_step(step, loss_value)
     trainer.write_back()
-    model.eval()
     if math.isnan(loss_value) and window_steps:
         loss_value = float(window_sum) / window_steps  # a run shorter than one window
     return loss_value

@@ -1,5 +1,7 @@
 """The written-out training step against autograd through KeySphereNet."""
 
+import multiprocessing
+
 import pytest
 import torch
 
@@ -25,6 +27,7 @@ DEVICES = [
 
 
 def _problem(config: ModelConfig, points: int = 3000, device: str = "cpu"):
+    torch.manual_seed(0)  # the model's initial weights
     generator = torch.Generator().manual_seed(1)
     spheres = torch.rand(config.spheres, 4, generator=generator) * torch.tensor([1.6, 1.6, 1.6, 0.3]) - torch.tensor(
         [0.8, 0.8, 0.8, 0.0]
@@ -36,14 +39,15 @@ def _problem(config: ModelConfig, points: int = 3000, device: str = "cpu"):
     return model.to(device), xyz.to(device), target.to(device), index.to(device)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.features}-{c.activation}-{c.weighting}-{c.layers}x{c.width}")
-def test_loss_and_gradients_match_autograd(config, device):
+def test_loss_and_gradients_match_autograd(config, device, parts):
     model, points, target, index = _problem(config, device=device)
     loss = sdf_loss(model(points[index]), target[index])
     loss.backward()
-    trainer = FusedTrainer(model, points, target, len(index))
-    fused_loss = trainer.step(index, learning_rate=0.0)
+    with FusedTrainer(model, points, target, len(index), parts) as trainer:
+        fused_loss = trainer.step(index, learning_rate=0.0)
     assert float(fused_loss) == pytest.approx(float(loss.detach()), rel=1e-6)
     for (name, parameter), gradient in zip(model.named_parameters(), trainer.views(trainer.gradient).values(), strict=True):
         scale = float(parameter.grad.abs().max()) + 1e-12
@@ -60,6 +64,63 @@ def test_per_batch_constants_give_the_same_bits_as_the_table(monkeypatch):
     for _ in range(3):
         assert torch.equal(with_table.step(index, 1e-3), without.step(index, 1e-3))
     assert torch.equal(with_table.parameters, without.parameters)
+
+
+def _trained(parts: int, helpers: bool, steps: int = 5) -> FusedTrainer:
+    model, points, target, _ = _problem(ModelConfig())
+    trainer = FusedTrainer(model, points, target, 512, parts)
+    assert (trainer.helpers is not None) == (parts > 1)
+    if not helpers:
+        trainer.close()
+    generator = torch.Generator().manual_seed(4)
+    for _ in range(steps):
+        trainer.step(torch.randint(len(points), (512,), generator=generator), 1e-3)
+    trainer.close()
+    return trainer
+
+
+def test_slices_give_the_same_bits_with_or_without_helper_processes():
+    with_helpers = _trained(2, helpers=True)
+    assert torch.equal(with_helpers.parameters, _trained(2, helpers=False).parameters)
+    assert not torch.equal(with_helpers.parameters, _trained(1, helpers=False).parameters)  # the slices' sums round apart
+
+
+def test_helpers_stop_on_close():
+    model, points, target, index = _problem(ModelConfig(width=8, layers=2))
+    with FusedTrainer(model, points, target, len(index), 3) as trainer:
+        processes = list(trainer.helpers.processes)
+        assert len(processes) == 2 and all(process.is_alive() for process in processes)
+        trainer.step(index, 1e-3)
+    assert trainer.helpers is None and not any(process.is_alive() for process in processes)
+    trainer.step(index, 1e-3)  # the slices then run here
+
+
+def _train_in_a_daemon(queue) -> None:
+    torch.set_num_threads(1)  # a forked child must not enter the parent's OpenMP pool
+    model, points, target, index = _problem(ModelConfig(width=8, layers=2))
+    trainer = FusedTrainer(model, points, target, len(index), 2)
+    trainer.step(index, 1e-3)
+    queue.put((trainer.helpers is None, trainer.parameters.tolist()))
+
+
+def test_a_daemonic_process_computes_its_slices_itself():
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_train_in_a_daemon, args=(queue,), daemon=True)
+    process.start()
+    no_helpers, parameters = queue.get(timeout=60)
+    process.join(timeout=10)
+    assert no_helpers
+    model, points, target, index = _problem(ModelConfig(width=8, layers=2))
+    with FusedTrainer(model, points, target, len(index), 2) as trainer:
+        trainer.step(index, 1e-3)
+    assert parameters == trainer.parameters.tolist()
+
+
+def test_a_step_takes_a_whole_batch():
+    model, points, target, index = _problem(ModelConfig(width=8, layers=2))
+    with FusedTrainer(model, points, target, len(index)) as trainer, pytest.raises(ValueError, match="512 indices"):
+        trainer.step(index[:100], 1e-3)
 
 
 def test_adam_matches_torch():
