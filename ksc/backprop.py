@@ -131,16 +131,13 @@ class FusedTrainer:
     def step(self, index: torch.Tensor, learning_rate: float, transform=None) -> torch.Tensor:
         """One Adam step on the points ``index`` (``batch_size``,); returns the batch's mean L1 loss (a 0-d tensor).
 
-        ``transform(name, tensor) -> tensor``, when given, maps each parameter to the
-        weights the passes use (fake quantization); the update goes to the parameters.
+        ``transform(parameters) -> weights``, when given, maps the flat parameter vector
+        (P,) to the weights the passes use (P,) (fake quantization, :class:`ksc.quantize.FakeQuantizer`);
+        the update goes to the parameters.
         """
         if len(index) != self.batch_size:
             raise ValueError(f"a step takes {self.batch_size} indices, got {len(index)}")
-        if transform is None:
-            self.passes.copy_(self.parameters)
-        else:
-            for name, value in self.weights.items():
-                self.pass_weights[name].copy_(transform(name, value))
+        self.passes.copy_(self.parameters if transform is None else transform(self.parameters))
         self.index.copy_(index)
         if torch.get_num_threads() != 1:  # the helpers run on one thread: so does this process, to the same bits
             with torch_threads(1):

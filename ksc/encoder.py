@@ -369,7 +369,7 @@ def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.
 
 def _quantized_record(name: str, values: np.ndarray, bits: int, step_scale: float = 1.0) -> TensorRecord:
     """One step per tensor (the RMS step at ``bits`` times ``step_scale``), range-coded integers
-    (the codec :func:`ksc.quantize.fake_quantize` mirrors)."""
+    (the codec :class:`ksc.quantize.FakeQuantizer` mirrors)."""
     if not np.all(np.isfinite(values)) or np.abs(values).max() > DIVERGED_MAGNITUDE:
         raise KscInputError(f"training diverged: tensor {name!r} has non-finite or huge values (try a lower learning rate)")
     codec = ArithmeticUniformCodec(bits)

@@ -39,15 +39,32 @@ def rms_step_of(values: torch.Tensor, bits: int) -> float:
     return rms_step(float(torch.sqrt(torch.mean(values.detach().double() ** 2))), bits)
 
 
-def fake_quantize(values: torch.Tensor, bits: int, scale: float = 1.0) -> torch.Tensor:
-    """``values`` rounded to multiples of the ``uniform_ac`` step at ``bits``, times ``scale``
-    (``ksc.format.codecs.ArithmeticUniformCodec.step_for``).
+class FakeQuantizer:
+    """Rounds a flat vector of tensors to what the file stores: each one to multiples of its ``uniform_ac`` step.
 
-    The fine-tuning computes its gradient at these values and applies it to the
-    float ones (the straight-through estimator, :class:`ksc.backprop.FusedTrainer`'s ``transform``).
+    ``sizes`` (T,): the element counts of the tensors laid end to end; ``bits``;
+    ``scales`` (T,): each tensor's step scale (``ksc.step_allocation``). The step is
+    :meth:`ksc.format.codecs.ArithmeticUniformCodec.step_for`'s, float32 as the file
+    stores it. One call is a dozen vector operations whatever the tensor count; the
+    fine-tuning computes its gradient at these values and applies it to the float
+    ones (the straight-through estimator, :class:`ksc.backprop.FusedTrainer`'s ``transform``).
     """
-    step = float(np.float32(rms_step_of(values, bits) * scale))  # the file stores the step as float32
-    return torch.round(values / step) * step
+
+    def __init__(self, sizes: list[int], bits: int, scales: list[float], device: torch.device | str = "cpu"):
+        if len(sizes) != len(scales):
+            raise ValueError(f"{len(sizes)} tensor sizes but {len(scales)} step scales")
+        counts = torch.tensor(sizes, dtype=torch.int64)
+        self.segment = torch.repeat_interleave(torch.arange(len(sizes)), counts).to(device)
+        self.counts = counts.to(device, torch.float64)
+        self.factors = torch.tensor([rms_step(1.0, bits) * s for s in scales], dtype=torch.float64, device=device)
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        """``flat`` (P,) rounded tensor by tensor (P,)."""
+        sums = torch.zeros_like(self.counts).index_add_(0, self.segment, flat.detach().double().square())
+        rms = sums.div_(self.counts).sqrt_()
+        # rms_step: a tensor of zeros gets step 1; the file stores the step as float32
+        steps = torch.where(rms > 0, rms * self.factors, 1.0).float()[self.segment]
+        return torch.round(flat / steps).mul_(steps)
 
 
 def quantization_aware_finetune(
@@ -74,11 +91,10 @@ def quantization_aware_finetune(
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
 
-    def quantized(name: str, values: torch.Tensor) -> torch.Tensor:
-        return fake_quantize(values, bits, step_scales.get(name, 1.0))
-
     losses = []
     with FusedTrainer(model, points, target, train.batch_size, parts) as trainer:
+        sizes = [b - a for a, b in zip(trainer.offsets[:-1], trainer.offsets[1:], strict=True)]
+        quantized = FakeQuantizer(sizes, bits, [step_scales.get(name, 1.0) for name in trainer.names], device)
         for step in range(steps):
             index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
             rate = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))

@@ -14,7 +14,7 @@ from ksc.encoder import train_mesh
 from ksc.format import ArithmeticUniformCodec, read_container
 from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
-from ksc.quantize import fake_quantize
+from ksc.quantize import FakeQuantizer
 from ksc.sampling import SdfSamples
 from ksc.step_allocation import SCALE_RANGE, _layer_inputs, _prediction_with, step_scales, tensor_sensitivities
 from ksc.train import fit
@@ -112,12 +112,18 @@ def test_sensitivity_grows_with_the_noise(small_trained):
         assert 6.0 < coarse[name] / fine[name] < 40.0
 
 
-@pytest.mark.parametrize("scale", [0.3, 1.0, 2.7])
-def test_fake_quantization_matches_the_scaled_codec(scale):
-    values = torch.from_numpy(np.random.default_rng(1).normal(0, 0.2, (34, 47)).astype(np.float32))
-    codec = ArithmeticUniformCodec(8)
-    stored = codec.decode(codec.encode(values.numpy(), scale), tuple(values.shape))
-    assert np.array_equal(fake_quantize(values, 8, scale).detach().numpy(), stored)
+@pytest.mark.parametrize("bits", [6, 8, 11])
+def test_fake_quantization_matches_the_scaled_codec(bits):
+    """Tensors of several sizes and scales laid end to end, one of them all zeros (the codec's step 1)."""
+    rng = np.random.default_rng(bits)
+    tensors = [rng.normal(0, 0.2, (34, 47)), rng.normal(0, 3.0, (47,)), np.zeros(5), rng.normal(0, 0.01, (1, 47))]
+    tensors = [t.astype(np.float32) for t in tensors]
+    scales = [0.3, 1.0, 2.7, 1.7]
+    quantizer = FakeQuantizer([t.size for t in tensors], bits, scales)
+    flat = quantizer(torch.from_numpy(np.concatenate([t.reshape(-1) for t in tensors]))).numpy()
+    codec = ArithmeticUniformCodec(bits)
+    stored = [codec.decode(codec.encode(t, scale), t.shape).reshape(-1) for t, scale in zip(tensors, scales, strict=True)]
+    assert np.array_equal(flat, np.concatenate(stored))
 
 
 def test_codec_refuses_a_bad_step_scale():
