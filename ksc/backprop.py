@@ -74,10 +74,19 @@ class FusedTrainer:
     depends on ``parts`` but not on whether the helpers run: where they cannot
     (no ``fork``, a daemonic process such as a Dask worker) the slices run one after
     another here, with the same bits. Call :meth:`close` (or use ``with``) to stop
-    the helpers.
+    the helpers. ``table``: the points' :class:`PointTable`, when another trainer of the
+    same points and spheres built it already (built here otherwise).
     """
 
-    def __init__(self, model: KeySphereNet, points: torch.Tensor, target: torch.Tensor, batch_size: int, parts: int = 1):
+    def __init__(
+        self,
+        model: KeySphereNet,
+        points: torch.Tensor,
+        target: torch.Tensor,
+        batch_size: int,
+        parts: int = 1,
+        table: PointTable | None = None,
+    ):
         config = model.config
         self.config, self.model, self.target = config, model, target
         self.names = [name for name, _ in model.named_parameters()]
@@ -94,10 +103,7 @@ class FusedTrainer:
         self.batch_size = batch_size
         parts = max(1, min(parts, batch_size)) if points.device.type == "cpu" else 1
         self.bounds = [k * batch_size // parts for k in range(parts + 1)]
-        row_bytes = 4 * (self.fixed_width + config.spheres)
-        self.table = None
-        if len(points) * row_bytes <= TABLE_BYTES:
-            self.table = torch.cat([self.constants(points[i : i + CHUNK]) for i in range(0, len(points), CHUNK)])
+        self.table = (table or PointTable(model, points)).rows
         # What the helpers read and write lives in memory shared with them: the weights of the passes, the
         # batch's indices, each slice's gradient and loss.
         count = len(self.parameters)
@@ -114,19 +120,6 @@ class FusedTrainer:
             name: flat[a:b].view(shape)
             for name, shape, a, b in zip(self.names, self.shapes, self.offsets[:-1], self.offsets[1:], strict=True)
         }
-
-    def constants(self, points: torch.Tensor) -> torch.Tensor:
-        """``[x, f(x), w(x)]`` (n, 3 + 6F + M) of ``points`` (n, 3): the point, its Fourier features, its sphere weights."""
-        centres, radii = self.spheres[:, :3], self.spheres[:, 3]
-        # |x - c| summed per coordinate, not torch.cdist's expansion, so that a row's value does not depend on the
-        # rows beside it (the table and the per-batch path give the same bits); a reduction over a last axis of
-        # 3 would be several times slower
-        d = torch.zeros(len(points), len(centres), device=points.device)
-        for axis in range(3):
-            d.add_((points[:, axis : axis + 1] - centres[:, axis]).square_())
-        affinities = self.model.affinities_of(d.sqrt_().add_(2.0 * radii))
-        weights = affinities / affinities.sum(dim=1, keepdim=True)
-        return torch.cat([points, *self.model.fourier_features(points), weights], dim=1)
 
     def step(self, index: torch.Tensor, learning_rate: float, transform=None) -> torch.Tensor:
         """One Adam step on the points ``index`` (``batch_size``,); returns the batch's mean L1 loss (a 0-d tensor).
@@ -175,6 +168,36 @@ class FusedTrainer:
                 parameter.copy_(value)
 
 
+def point_constants(model: KeySphereNet, points: torch.Tensor) -> torch.Tensor:
+    """``[x, f(x), w(x)]`` (n, 3 + 6F + M) of ``points`` (n, 3): the point, its Fourier features, its sphere weights.
+
+    They depend on the key spheres and the network's shape, not on its weights.
+    """
+    centres, radii = model.spheres[:, :3], model.spheres[:, 3]
+    # |x - c| summed per coordinate, not torch.cdist's expansion, so that a row's value does not depend on the
+    # rows beside it (the table and the per-batch path give the same bits); a reduction over a last axis of
+    # 3 would be several times slower
+    d = torch.zeros(len(points), len(centres), device=points.device)
+    for axis in range(3):
+        d.add_((points[:, axis : axis + 1] - centres[:, axis]).square_())
+    affinities = model.affinities_of(d.sqrt_().add_(2.0 * radii))
+    weights = affinities / affinities.sum(dim=1, keepdim=True)
+    return torch.cat([points, *model.fourier_features(points), weights], dim=1)
+
+
+class PointTable:
+    """:func:`point_constants` of every training point (N, 3 + 6F + M), built once for all the trainers of one encode.
+
+    ``rows`` is None where the table would exceed :data:`TABLE_BYTES`: the trainers then compute a batch's rows
+    with the same row-wise arithmetic, to the same bits.
+    """
+
+    def __init__(self, model: KeySphereNet, points: torch.Tensor):
+        self.rows = None
+        if len(points) * 4 * (3 + 6 * model.config.frequencies + model.config.spheres) <= TABLE_BYTES:
+            self.rows = torch.cat([point_constants(model, points[i : i + CHUNK]) for i in range(0, len(points), CHUNK)])
+
+
 class _Slice:
     """Rows ``start:stop`` of every batch: their forward and backward pass into ``gradient`` (P,), buffers its own."""
 
@@ -206,7 +229,7 @@ class _Slice:
         if trainer.table is not None:
             torch.index_select(trainer.table, 0, index, out=b["rows"])
         else:
-            b["rows"].copy_(trainer.constants(torch.index_select(trainer.points, 0, index)))
+            b["rows"].copy_(point_constants(trainer.model, torch.index_select(trainer.points, 0, index)))
         fixed, sphere_weights = b["rows"][:, : trainer.fixed_width], b["rows"][:, trainer.fixed_width :]
         config, width = trainer.config, trainer.fixed_width
         if config.features == "direct":

@@ -14,6 +14,7 @@ import torch
 import trimesh
 
 from ksc import __version__
+from ksc.backprop import PointTable
 from ksc.check import check_file
 from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig
 from ksc.errors import KscInputError
@@ -107,6 +108,8 @@ class TrainedMesh:
     """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
     threads: int = 1
     """CPU cores of the training and fine-tuning (:func:`ksc.train.fit`'s ``parts``)."""
+    table: PointTable | None = None
+    """The training points' per-point constants, built once for the training and every fine-tuning."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage so far (:data:`STAGES`); each :meth:`encode` adds its fine-tuning and writing."""
 
@@ -132,6 +135,7 @@ class TrainedMesh:
                     self.device,
                     self.step_scales,
                     self.threads,
+                    self.table,
                 )
         with timed(self.timings, "writing"):
             data = self._file_bytes(model, bits, steps, loss)
@@ -236,7 +240,8 @@ def train_mesh(
         model = KeySphereNet(config, torch.from_numpy(spheres)).to(device)
     generator = torch.Generator().manual_seed(options.seed)
     with timed(timings, "training"):
-        loss = fit(model, samples, options.train, generator, device, on_step, threads)
+        table = PointTable(model, torch.from_numpy(np.ascontiguousarray(samples.points)).to(device))
+        loss = fit(model, samples, options.train, generator, device, on_step, threads, table)
     log.info("trained: final L1 loss %.5f", loss)
     if not describes_a_surface(model, samples):
         raise KscInputError(
@@ -249,7 +254,7 @@ def train_mesh(
         else:
             scales = {name: 1.0 for name, _ in model.named_parameters()}
     return TrainedMesh(
-        model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, threads, timings
+        model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, threads, table, timings
     )
 
 

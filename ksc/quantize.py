@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ksc.backprop import FusedTrainer
+from ksc.backprop import FusedTrainer, PointTable
 from ksc.config import TrainConfig
 from ksc.format.codecs import rms_step
 from ksc.model import KeySphereNet
@@ -77,6 +77,7 @@ def quantization_aware_finetune(
     device: torch.device,
     step_scales: dict[str, float] | None = None,
     parts: int = 1,
+    table: PointTable | None = None,
 ) -> float:
     """Fine-tune ``model`` in place through fake-quantized weights; returns the last 100 steps' mean L1 loss.
 
@@ -84,7 +85,8 @@ def quantization_aware_finetune(
     from :data:`LR_FACTOR` times ``train.learning_rate`` to zero along a cosine;
     the loss is the training's mean L1 loss.
     ``step_scales`` multiplies each named tensor's step (``ksc.step_allocation``; missing: 1).
-    ``parts``: slices of every batch on their own CPU cores (:class:`ksc.backprop.FusedTrainer`).
+    ``parts``: slices of every batch on their own CPU cores (:class:`ksc.backprop.FusedTrainer`);
+    ``table``: the points' constants, built by the training (built here otherwise).
     """
     step_scales = step_scales or {}
     learning_rate = LR_FACTOR * train.learning_rate
@@ -92,7 +94,7 @@ def quantization_aware_finetune(
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
 
     losses = []
-    with FusedTrainer(model, points, target, train.batch_size, parts) as trainer:
+    with FusedTrainer(model, points, target, train.batch_size, parts, table) as trainer:
         sizes = [b - a for a, b in zip(trainer.offsets[:-1], trainer.offsets[1:], strict=True)]
         quantized = FakeQuantizer(sizes, bits, [step_scales.get(name, 1.0) for name in trainer.names], device)
         for step in range(steps):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ksc.backprop import FusedTrainer
+from ksc.backprop import FusedTrainer, PointTable
 from ksc.config import TrainConfig
 from ksc.model import KeySphereNet
 
@@ -56,6 +56,7 @@ def fit(
     device: torch.device,
     on_step: Callable[[int, float], None] | None = None,
     parts: int = 1,
+    table: PointTable | None = None,
 ) -> float:
     """Train ``model`` in place; returns the mean L1 loss of the last full window of 100 steps
     (of all steps when there were fewer; NaN when there were none).
@@ -78,10 +79,12 @@ def fit(
     parts : int
         Slices of every batch, each on its own CPU core (:class:`ksc.backprop.FusedTrainer`); the
         result depends on it.
+    table : PointTable, optional
+        The training points' per-point constants, when the caller keeps them for the fine-tuning.
     """
     points = torch.from_numpy(np.ascontiguousarray(samples.points)).to(device)
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
-    with FusedTrainer(model, points, target, config.batch_size, parts) as trainer:
+    with FusedTrainer(model, points, target, config.batch_size, parts, table) as trainer:
         loss_value = _run(trainer, config, generator, device, on_step)
     model.eval()
     return loss_value

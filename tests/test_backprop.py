@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ksc import backprop
-from ksc.backprop import FusedTrainer
+from ksc.backprop import FusedTrainer, PointTable
 from ksc.config import ModelConfig
 from ksc.model import KeySphereNet
 from ksc.train import sdf_loss
@@ -64,6 +64,16 @@ def test_per_batch_constants_give_the_same_bits_as_the_table(monkeypatch):
     for _ in range(3):
         assert torch.equal(with_table.step(index, 1e-3), without.step(index, 1e-3))
     assert torch.equal(with_table.parameters, without.parameters)
+
+
+def test_trainers_share_a_point_table():
+    """The fine-tuning reuses the training's table: the same rows, not a copy, and the same steps as its own."""
+    model, points, target, index = _problem(ModelConfig())
+    table = PointTable(model, points)
+    shared, own = FusedTrainer(model, points, target, len(index), table=table), FusedTrainer(model, points, target, len(index))
+    assert shared.table is table.rows
+    assert torch.equal(shared.step(index, 1e-3), own.step(index, 1e-3))
+    assert torch.equal(shared.parameters, own.parameters)
 
 
 def _trained(parts: int, helpers: bool, steps: int = 5) -> FusedTrainer:
