@@ -2,7 +2,9 @@
 
 A step is what :func:`ksc.train.fit` does per batch: draw 2048 of 1M points,
 forward, L1 loss, backward, Adam. ``written out`` is :class:`ksc.backprop.FusedTrainer`
-(what ksc trains with since 0.16); ``autograd`` is the same network through
+(what ksc trains with since 0.16); ``..., N slices in N processes`` cuts each batch into N slices computed side by side (the
+encode's ``--threads N``), ``... in turn`` the same slices one after another in one process (a one-core
+batch task's way, to the same bits); the written-out step runs on one torch thread. ``autograd`` is the same network through
 :class:`ksc.model.KeySphereNet`, ``torch.autograd`` and ``torch.optim.Adam(fused=True)``
 (what it trained with before). The points are random and the spheres too (timing
 does not depend on the mesh). Every row runs ``--rounds`` times, interleaved with
@@ -17,6 +19,7 @@ Run: ``.venv/bin/python benchmarks/train_step.py [--threads 1]`` (about two minu
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -83,6 +86,9 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds per configuration.")
     parser.add_argument("--suffix", default="", help="Results go to train-step-SUFFIX.{json,md}.")
     parser.add_argument(
+        "--parts", type=int, nargs="*", default=[2], help="Slice counts of the default network's step (FusedTrainer parts)."
+    )
+    parser.add_argument(
         "--compile", action="store_true", help="Also time the default network under torch.compile (its compile time too)."
     )
     args = parser.parse_args(argv)
@@ -95,10 +101,23 @@ def main(argv=None) -> None:
     spheres = torch.rand(most, 4, generator=generator) * 0.5  # a shape with fewer spheres takes the first ones
 
     jobs = {}
+    trainers = []
     for name, config in SHAPES.items():
         model = KeySphereNet(config, spheres[: config.spheres])
         trainer = FusedTrainer(model, points, target, batch)
         jobs[f"written out, {name}"] = lambda t=trainer: _written_out_step(t, batch, generator)
+        if config == ModelConfig():
+            for parts in args.parts:
+                sliced = FusedTrainer(model, points, target, batch, parts)
+                jobs[f"written out, {name}, {parts} slices in {len(sliced.slices)} processes"] = functools.partial(
+                    _written_out_step, sliced, batch, generator
+                )
+                in_turn = FusedTrainer(model, points, target, batch, parts)
+                in_turn.close()
+                jobs[f"written out, {name}, {parts} slices in turn"] = functools.partial(
+                    _written_out_step, in_turn, batch, generator
+                )
+                trainers += [sliced, in_turn]
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
         jobs[f"autograd, {name}"] = lambda m=model, o=optimizer: _autograd_step(m, o, points, target, batch, generator)
     for name, kernel in _kernels(points, batch, generator).items():
@@ -144,6 +163,8 @@ def main(argv=None) -> None:
             table,
         ]
     )
+    for trainer in trainers:
+        trainer.close()
     payload = {"machine": machine, "command": command, "rows": rows, "compile_seconds": compile_seconds}
     write_results(results_name("train-step", args.suffix), payload, markdown)
 
