@@ -27,7 +27,10 @@ import functools
 import math
 import mmap
 import multiprocessing
+import os
+import signal
 import sys
+import time
 
 import torch
 
@@ -72,8 +75,7 @@ class FusedTrainer:
     helper processes compute all but the first slice while this process computes
     it, so a step uses ``parts`` cores at once (:class:`_Helpers`). The result
     depends on ``parts`` but not on whether the helpers run: where they cannot
-    (no ``fork``, a daemonic process such as a Dask worker) the slices run one after
-    another here, with the same bits. Call :meth:`close` (or use ``with``) to stop
+    (not Linux) the slices run one after another here, with the same bits. Call :meth:`close` (or use ``with``) to stop
     the helpers. ``table``: the points' :class:`PointTable`, when another trainer of the
     same points and spheres built it already (built here otherwise).
     """
@@ -316,28 +318,38 @@ class _Helpers:
     A helper is a copy of the trainer (the point table shared copy-on-write, never written) that waits on a pipe
     for each step, runs its slice on the shared weights and indices, writes its gradient and loss into shared
     memory and answers on the pipe. Waits block in the kernel, so a helper takes no CPU between steps and a
-    busy machine is not spun on. A helper ends when told to, or when the trainer's process goes (its pipe closes).
+    busy machine is not spun on. A helper ends when told to, or when the trainer's process goes (its pipe
+    closes); it ignores Ctrl-C, which is the trainer's to handle. Helpers are forked with ``os.fork``, not
+    ``multiprocessing.Process``, so that a daemonic process (a Dask worker) can have them too.
     """
 
-    def __init__(self, processes: list, pipes: list):
-        self.processes, self.pipes = processes, pipes
+    def __init__(self, pids: list[int], pipes: list):
+        self.pids, self.pipes = pids, pipes
 
     @classmethod
     def start(cls, trainer: FusedTrainer, parts: int) -> _Helpers | None:
         """Helpers for slices 1 .. ``parts - 1``; None where this process cannot fork them (then the trainer runs
         every slice itself, to the same bits)."""
-        if not sys.platform.startswith("linux") or multiprocessing.current_process().daemon:
+        if not sys.platform.startswith("linux"):
             return None
-        context = multiprocessing.get_context("fork")
-        processes, pipes = [], []
+        pids, pipes = [], []
         for part in range(1, parts):
-            mine, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(trainer.slices[part], mine, theirs), daemon=True)
-            process.start()
+            mine, theirs = multiprocessing.Pipe()
+            pid = os.fork()
+            if pid == 0:  # the helper: never returns into the trainer's code
+                status = 1
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    for pipe in [*pipes, mine]:  # the trainer's ends: with them closed, its exit reads as EOF
+                        pipe.close()
+                    _serve(trainer.slices[part], theirs)
+                    status = 0
+                finally:
+                    os._exit(status)
             theirs.close()
-            processes.append(process)
+            pids.append(pid)
             pipes.append(mine)
-        return cls(processes, pipes)
+        return cls(pids, pipes)
 
     def run(self, trainer: FusedTrainer) -> None:
         """One step: every helper's slice, with slice 0 computed here meanwhile."""
@@ -345,7 +357,10 @@ class _Helpers:
             pipe.send_bytes(b"s")
         trainer.slices[0].run()
         for pipe in self.pipes:
-            answer = pipe.recv_bytes()
+            try:
+                answer = pipe.recv_bytes()
+            except (EOFError, OSError):
+                answer = b"ethe process ended"
             if answer != b"d":
                 self.stop()
                 raise RuntimeError(f"a training helper failed: {answer[1:].decode(errors='replace')}")
@@ -357,21 +372,34 @@ class _Helpers:
             except OSError:
                 pass  # it has gone already
             pipe.close()
-        for process in self.processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        self.pipes, self.processes = [], []
+        for pid in self.pids:
+            _reap(pid, timeout=5.0)
+        self.pipes, self.pids = [], []
 
 
-def _serve(part: _Slice, mine, theirs) -> None:
+def _reap(pid: int, timeout: float) -> None:
+    """Wait for the child ``pid`` to end, killing it after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # reaped already
+        if done:
+            return
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.001)
+
+
+def _serve(part: _Slice, pipe) -> None:
     """A helper's loop: a slice for every ``s`` on the pipe until ``q`` or the other end closes."""
-    mine.close()  # the trainer's end: with it closed here, the trainer's exit reads as the end of the pipe
     torch.set_num_threads(1)
     while True:
         try:
-            command = theirs.recv_bytes()
+            command = pipe.recv_bytes()
         except (EOFError, OSError):
             return
         if command != b"s":
@@ -379,6 +407,6 @@ def _serve(part: _Slice, mine, theirs) -> None:
         try:
             part.run()
         except Exception as error:  # reported to the trainer, which raises it
-            theirs.send_bytes(b"e" + f"{type(error).__name__}: {error}".encode())
+            pipe.send_bytes(b"e" + f"{type(error).__name__}: {error}".encode())
             return
-        theirs.send_bytes(b"d")
+        pipe.send_bytes(b"d")

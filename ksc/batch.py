@@ -58,9 +58,8 @@ class EncodeJob:
     """What every task of a batch does (sent to the workers, so plain data).
 
     ``max_bytes`` caps each file (with ``fit_width`` the network is first narrowed to fit, as
-    ``ksc encode --max-bytes`` does without ``--width``); ``threads`` training cores per task (a Dask
-worker is a daemonic process, which cannot fork the training's helpers, so more than one core per task
-needs ``distributed.worker.daemon: false``; otherwise its slices run one after another, to the same bytes);
+    ``ksc encode --max-bytes`` does without ``--width``); ``threads`` training cores per task (the
+    task forks its training's helpers inside the worker, :class:`ksc.backprop.FusedTrainer`);
     ``measure`` adds Chamfer-L1 and normal error against the input; ``device`` as ``ksc encode --device``.
     """
 

@@ -1,6 +1,7 @@
 """The written-out training step against autograd through KeySphereNet."""
 
 import multiprocessing
+import time
 
 import pytest
 import torch
@@ -95,34 +96,52 @@ def test_slices_give_the_same_bits_with_or_without_helper_processes():
     assert not torch.equal(with_helpers.parameters, _trained(1, helpers=False).parameters)  # the slices' sums round apart
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_helpers_stop_on_close():
     model, points, target, index = _problem(ModelConfig(width=8, layers=2))
     with FusedTrainer(model, points, target, len(index), 3) as trainer:
-        processes = list(trainer.helpers.processes)
-        assert len(processes) == 2 and all(process.is_alive() for process in processes)
+        pids = list(trainer.helpers.pids)
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
         trainer.step(index, 1e-3)
-    assert trainer.helpers is None and not any(process.is_alive() for process in processes)
+    assert trainer.helpers is None and not any(_alive(pid) for pid in pids)
     trainer.step(index, 1e-3)  # the slices then run here
 
 
-def _train_in_a_daemon(queue) -> None:
+def _train_in_a_daemon(queue, close: bool) -> None:
     torch.set_num_threads(1)  # a forked child must not enter the parent's OpenMP pool
     model, points, target, index = _problem(ModelConfig(width=8, layers=2))
-    trainer = FusedTrainer(model, points, target, len(index), 2)
+    trainer = FusedTrainer(model, points, target, len(index), 3)
     trainer.step(index, 1e-3)
-    queue.put((trainer.helpers is None, trainer.parameters.tolist()))
+    queue.put((list(trainer.helpers.pids), trainer.parameters.tolist()))
+    if close:
+        trainer.close()  # else the helpers see the pipes close as this process ends
 
 
-def test_a_daemonic_process_computes_its_slices_itself():
+@pytest.mark.parametrize("close", [True, False])
+def test_a_daemonic_process_has_helpers_too(close):
+    """A Dask worker is a daemonic process: its encodes train on helpers as well, to the same bits,
+    and the helpers end with it even when nobody closed the trainer."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    process = context.Process(target=_train_in_a_daemon, args=(queue,), daemon=True)
+    process = context.Process(target=_train_in_a_daemon, args=(queue, close), daemon=True)
     process.start()
-    no_helpers, parameters = queue.get(timeout=60)
+    pids, parameters = queue.get(timeout=60)
     process.join(timeout=10)
-    assert no_helpers
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
     model, points, target, index = _problem(ModelConfig(width=8, layers=2))
-    with FusedTrainer(model, points, target, len(index), 2) as trainer:
+    with FusedTrainer(model, points, target, len(index), 3) as trainer:
         trainer.step(index, 1e-3)
     assert parameters == trainer.parameters.tolist()
 

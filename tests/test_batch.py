@@ -98,6 +98,17 @@ def test_a_batch_killed_before_its_manifest_was_written_resumes_from_its_journal
     assert not (out / ksc.batch.JOURNAL).exists() and manifest(out)["torus.ply"]["status"] == "skipped"
 
 
+def test_a_task_on_two_cores_writes_what_a_two_core_encode_writes(tmp_path):
+    """A Dask worker is a daemonic process; its task forks the training's helper all the same."""
+    from ksc.encoder import encode_mesh
+    from ksc.meshio import load_mesh
+
+    source, out = make_folder(tmp_path), tmp_path / "out"
+    report = run_batch(source / "sub", out, EncodeJob(options=OPTIONS, threads=2), workers=1)
+    assert {row["input"]: row["status"] for row in report.rows} == {"ball.obj": "ok", "flat.obj": "failed"}
+    assert (out / "ball.ksc").read_bytes() == encode_mesh(load_mesh(source / "sub" / "ball.obj"), OPTIONS, threads=2).data
+
+
 QUICK_FLAGS = ["--spheres", "16", "--layers", "3", "--width", "16", "--steps", "150", "--samples", "20000", "--qat-steps", "20"]
 
 
