@@ -14,11 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from ksc.threads import keep_openmp_workers_spinning
-
-keep_openmp_workers_spinning()  # before torch loads libgomp; spawned workers inherit it
-
-import torch  # noqa: E402
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"

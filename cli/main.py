@@ -18,7 +18,7 @@ from ksc import __version__
 from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
 from ksc.errors import KscError
 from ksc.format.report import describe_container
-from ksc.threads import TRAINING_THREADS, keep_openmp_workers_spinning, training_threads
+from ksc.threads import TRAINING_THREADS, training_threads
 
 from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
@@ -60,7 +60,6 @@ def _fail(message: str, status: int = 1):
 @click.version_option(__version__, prog_name="ksc")
 def main():
     """ksc: compress triangle meshes into tiny neural .ksc files."""
-    keep_openmp_workers_spinning()  # the commands import torch after this
 
 
 def _read_bytes(path: str) -> bytes:

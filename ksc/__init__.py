@@ -51,10 +51,9 @@ def encode(
     """
     from ksc.config import preset_options
     from ksc.meshio import check_mesh, load_mesh
-    from ksc.threads import keep_openmp_workers_spinning, torch_threads, training_threads
+    from ksc.threads import torch_threads, training_threads
 
     threads = training_threads(threads)
-    keep_openmp_workers_spinning()  # takes effect only if torch is not loaded yet
     mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
     from ksc.device import resolve_device
     from ksc.encoder import encode_mesh, fit_width_to_budget

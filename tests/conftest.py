@@ -9,9 +9,6 @@ import pytest
 import trimesh
 
 from ksc.config import EncodeOptions, ModelConfig, TrainConfig
-from ksc.threads import keep_openmp_workers_spinning
-
-keep_openmp_workers_spinning()  # before the test modules import torch, as the CLI does
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"
