@@ -1,12 +1,14 @@
 """Where a default encode spends its time: seconds per stage, and a training step against what the CPU can do.
 
-Each mesh is loaded and encoded with the default options (or ``--preset``'s) on one torch thread (the CLI's default), and the
+Each mesh is loaded and encoded with the default options (or ``--preset``'s) on ``--threads`` training cores (default: the
+CLI's, ``ksc.threads.training_threads``), torch on one thread, and the
 encoder's own stage timings (``ksc.encoder.STAGES``: repair, normalize, key spheres, the training points'
 distances and signs and the rest of their sampling, training, step allocation, fine-tuning, writing, the
 self-check) are tabulated with the loading. A second table counts the floating-point work of one training
 step of the default network (forward and backward at batch 2048, ``torch.utils.flop_counter``: matrix
 products only; the sines, cosines, SiLUs and Adam's update are extra) and sets the step's measured rate
-against one thread's rate on a large float32 matrix product, the most this CPU's BLAS gets out of a core.
+against one thread's rate on a large float32 matrix product times the training cores, the most this CPU's BLAS
+gets out of them.
 Writes ``benchmarks/results/encode-profile[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/encode_profile.py --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
 (about 2-3 minutes per mesh on 2 cores; all meshes of both folders without ``--only``).
@@ -28,19 +30,20 @@ from ksc.config import PRESETS, EncodeOptions, preset_options  # noqa: E402
 from ksc.encoder import STAGES, encode_mesh  # noqa: E402
 from ksc.errors import KscError  # noqa: E402
 from ksc.meshio import load_mesh  # noqa: E402
+from ksc.threads import training_threads  # noqa: E402
 
 REFERENCE_SIZE = 1024
 """Side of the square float32 matrix product that measures one thread's rate."""
 
 
-def profile_mesh(path: Path, options: EncodeOptions) -> dict:
+def profile_mesh(path: Path, options: EncodeOptions, threads: int) -> dict:
     """Seconds of loading and of every encode stage of ``path``, with the total wall time."""
     start = time.perf_counter()
     mesh = load_mesh(path)
     loaded = time.perf_counter()
     row = {"mesh": path.name, "folder": path.parent.name, "faces": len(mesh.faces), "loading": loaded - start}
     try:
-        result = encode_mesh(mesh, options)
+        result = encode_mesh(mesh, options, threads=threads)
     except KscError as error:
         return {**row, "error": str(error)}
     row.update({stage: result.timings.get(stage, 0.0) for stage in STAGES})
@@ -85,7 +88,9 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", help="Mesh file names to run (default: every mesh of both folders).")
     parser.add_argument("--suffix", default="", help="Results go to encode-profile-SUFFIX.{json,md}.")
     parser.add_argument("--preset", choices=list(PRESETS), default="default", help="Encode with this preset's options.")
+    parser.add_argument("--threads", type=int, default=None, help="Training cores (default: the CLI's).")
     args = parser.parse_args(argv)
+    threads = training_threads(args.threads)
     import torch
 
     torch.set_num_threads(1)
@@ -93,13 +98,13 @@ def main(argv=None) -> None:
     paths = [p for folder in MESH_FOLDERS for p in shared_meshes(folder) if not args.only or p.name in args.only]
     rows = []
     for path in paths:
-        rows.append(profile_mesh(path, options))
+        rows.append(profile_mesh(path, options, threads))
         print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     done = [r for r in rows if "total" in r]
     stages = ["loading", *STAGES]
     medians = {stage: statistics.median(r[stage] for r in done) for stage in [*stages, "total", "ms_per_step"]} if done else {}
     flops = step_flops(options)
-    peak = reference_gflops()
+    peak = reference_gflops() * threads
     step_rate = flops / (medians["ms_per_step"] * 1e-3) / 1e9 if done else None
     work = {
         "step_mflop": flops / 1e6,
@@ -117,13 +122,13 @@ def main(argv=None) -> None:
         [
             f"# Where a{'n' if args.preset[0] in 'aeiou' else ''} {args.preset} encode spends its time",
             "",
-            f"Machine: {machine}, one torch thread (the default), one encode at a time. Command: `{command}`.",
+            f"Machine: {machine}; {threads} training core(s), torch on one thread, one encode at a time. Command: `{command}`.",
             "Seconds per stage (`ksc.encoder.STAGES`), medians over the meshes, and each stage's share of the median total:",
             "",
             markdown_table([("stage", "stage", "s"), ("median_s", "median s", ".2f"), ("share", "share", ".1%")], shares),
             "",
-            f"One training step of the {args.preset} preset's network (batch {options.train.batch_size}) against one"
-            " thread's best on a"
+            f"One training step of the {args.preset} preset's network (batch {options.train.batch_size}) against"
+            f" {threads} times one thread's best on a"
             f" {REFERENCE_SIZE}^2 float32 matrix product (matrix products only; the sines, cosines, SiLUs and the"
             " Adam update add work the count leaves out):",
             "",
@@ -141,7 +146,7 @@ def main(argv=None) -> None:
             markdown_table(columns, rows),
         ]
     )
-    payload = {"machine": machine, "command": command, "rows": rows, "medians": medians, "step_work": work}
+    payload = {"machine": machine, "command": command, "threads": threads, "rows": rows, "medians": medians, "step_work": work}
     write_results(results_name("encode-profile", args.suffix), payload, markdown)
     print(markdown)
 
