@@ -3,12 +3,14 @@
 Every setup encodes the 15 meshes of ../shared/meshes with the same short training (``--steps``,
 ``--samples``) into a fresh folder: the default LocalCluster (``ksc batch``'s own sizing), an external
 scheduler with 2 workers started as separate processes (as ``dask scheduler`` / ``dask worker`` on other
-machines would be), 2 workers x 1 thread, and 1 worker x 2 torch threads. This machine's speed drifts by
-more than the setups differ, so the setups run in ``--rounds`` interleaved rounds (the order reversed
-every other round) and each is judged by its median throughput over the rounds. Per run: wall time,
-meshes per hour, and where the task slots' time went besides the tasks: the start (run start to each
-slot's first task), the scheduling gaps between a slot's tasks (the scheduler's cost per task) and the
-idle tail (a slot's last task to the end). Then a rerun of a finished default folder (every file skipped).
+machines would be), 2 workers x 1 thread, and 1 worker whose tasks train on 2 cores (``--threads 2``).
+This machine's speed drifts by more than the setups differ, so the setups run in ``--rounds`` interleaved
+rounds (the order reversed every other round) and each is judged by its median throughput over the
+rounds; ``--warm-up`` untimed runs of the default setup go first (a session's first run was ~10 % slower:
+cold caches). Per run: wall time, meshes per hour, and where the task slots' time went besides the tasks: the
+start (run start to each slot's first task), the scheduling gaps between a slot's tasks (the scheduler's
+cost per task) and the idle tail (a slot's last task to the end). Then a rerun of a finished default
+folder (every file skipped).
 Writes ``benchmarks/results/batch.{json,md}``. Run: ``.venv/bin/python benchmarks/batch.py``.
 """
 
@@ -142,6 +144,9 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved runs of every setup (order reversed each round).")
     parser.add_argument("--meshes", type=Path, default=SHARED_MESHES)
+    parser.add_argument(
+        "--warm-up", type=int, default=1, help="Untimed runs of the default setup first (the first run pays for cold caches)."
+    )
     args = parser.parse_args(argv)
     if not args.meshes.is_dir():
         raise SystemExit(f"benchmark data folder {args.meshes} is absent: it must sit beside the repository")
@@ -150,6 +155,8 @@ def main(argv=None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="ksc-batch-") as scratch:
         scratch = Path(scratch)
+        for warm_up in range(args.warm_up):
+            run_setup(SETUPS[0], args.meshes, scratch / f"warm-up-{warm_up}", job, cores)
         for round_ in range(args.rounds):
             for name in SETUPS if round_ % 2 == 0 else reversed(SETUPS):
                 row = run_setup(name, args.meshes, scratch / f"{SETUPS.index(name)}-{round_}", job, cores)
@@ -192,7 +199,8 @@ def main(argv=None) -> None:
             f"{default_runs[0]['meshes']} meshes of `{args.meshes.name}` with {args.steps} training steps and",
             f"{args.samples} samples (a short training, the same for all; a default encode trains 28 800 steps)",
             "into a fresh folder.",
-            f"The setups ran in {args.rounds} interleaved rounds (the order reversed every other round); each is judged by",
+            f"The setups ran in {args.rounds} interleaved rounds (the order reversed every other round), after"
+            f" {args.warm_up} untimed run(s) of the default setup; each is judged by",
             f"its median over the rounds. On {cores} cores the default LocalCluster is {cores} workers x 1 thread.",
             "",
             "## Setups (median over the rounds)",

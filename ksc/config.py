@@ -139,7 +139,7 @@ class EncodeOptions:
         return LONG_TRAINING_UNIFORM_SHARE if self.train.steps >= LONG_TRAINING_STEPS else SHORT_TRAINING_UNIFORM_SHARE
 
 
-FAST_SUMMARY = "~7.1 KB in ~16 s on one core, at ~2x the default's Chamfer-L1 and ~3x Draco's"
+FAST_SUMMARY = "~7.1 KB in ~8-14 s on 2 cores, at ~2x the default's Chamfer-L1 and ~3x Draco's"
 """The fast preset's measured medians over both mesh folders (benchmarks/results/rd-fast.md,
 encode-profile-fast.md; its time also in encode-versions.md), as --help shows them."""
 
@@ -182,7 +182,8 @@ below 8 bits a weight loses more accuracy than the extra parameters buy back, ab
 250k samples, 300 fine-tuning steps, no per-tensor step allocation (its 3 s buy more in steps). Chosen on bunny,
 dragon and homer (16.5 s, 1.8-2.1x the default's Chamfer-L1, where 1500 steps of 2048 had 3.0x, 1500 at twice the
 learning rate 2.9x and 4000 of 512 2.4x); on the 24 meshes of both folders 13-39 s with the written-out step (median
-16 s, 0.075-0.085x the default on the 4 it was profiled on, encode-profile-fast.md) and 1.3-3.2x the default's
+16 s, 0.075-0.085x the default on the 4 it was profiled on, encode-profile-fast.md; on two cores 8.1 s and
+13.8 s, medians of 6 meshes on a quiet and a noisy day, encode-versions.md) and 1.3-3.2x the default's
 Chamfer-L1 (median 2.1x)."""
 
 
