@@ -93,13 +93,13 @@ class FusedTrainer:
         self.config, self.model, self.target = config, model, target
         self.names = [name for name, _ in model.named_parameters()]
         self.shapes = [tuple(p.shape) for _, p in model.named_parameters()]
-        sizes = [math.prod(shape) for shape in self.shapes]
-        self.offsets = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.offsets = [sum(self.sizes[:k]) for k in range(len(self.sizes) + 1)]
         self.parameters = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
         self.optimizer = Adam(self.parameters)
         self.weights = self.views(self.parameters)
         self.spheres = model.spheres
-        self.fixed_width = 3 + 6 * config.frequencies
+        self.fixed_width = _fixed_width(config)
         self.act_silu = config.activation == "silu"
         self.points = points
         self.batch_size = batch_size
@@ -170,6 +170,11 @@ class FusedTrainer:
                 parameter.copy_(value)
 
 
+def _fixed_width(config) -> int:
+    """Columns of :func:`point_constants` before the sphere weights: the point and its Fourier features."""
+    return 3 + 6 * config.frequencies
+
+
 def point_constants(model: KeySphereNet, points: torch.Tensor) -> torch.Tensor:
     """``[x, f(x), w(x)]`` (n, 3 + 6F + M) of ``points`` (n, 3): the point, its Fourier features, its sphere weights.
 
@@ -196,7 +201,7 @@ class PointTable:
 
     def __init__(self, model: KeySphereNet, points: torch.Tensor):
         self.rows = None
-        if len(points) * 4 * (3 + 6 * model.config.frequencies + model.config.spheres) <= TABLE_BYTES:
+        if len(points) * 4 * (_fixed_width(model.config) + model.config.spheres) <= TABLE_BYTES:
             self.rows = torch.cat([point_constants(model, points[i : i + CHUNK]) for i in range(0, len(points), CHUNK)])
 
 

@@ -95,8 +95,7 @@ def quantization_aware_finetune(
 
     losses = []
     with FusedTrainer(model, points, target, train.batch_size, parts, table) as trainer:
-        sizes = [b - a for a, b in zip(trainer.offsets[:-1], trainer.offsets[1:], strict=True)]
-        quantized = FakeQuantizer(sizes, bits, [step_scales.get(name, 1.0) for name in trainer.names], device)
+        quantized = FakeQuantizer(trainer.sizes, bits, [step_scales.get(name, 1.0) for name in trainer.names], device)
         for step in range(steps):
             index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)
             rate = 0.5 * learning_rate * (1.0 + math.cos(math.pi * step / steps))
