@@ -113,6 +113,9 @@ class SignedDistance:
             self._tree = igl.AABB()
             self._tree.init(self._vertices, self._faces)
         self.backend = backend
+        self.closed = is_closed_surface(self._vertices, self._faces)
+        """Whether the surface bounds its volume (:func:`is_closed_surface`): then the winding number is an
+        integer away from the surface, so the sign is the same all over any ball that holds no face."""
         self.seconds = {"distances": 0.0, "signs": 0.0}
         """Time spent so far on distance and on sign (winding-number) queries (encode profiles)."""
 
@@ -143,6 +146,26 @@ class SignedDistance:
         if self.backend == "pysdf":
             return np.abs(np.asarray(self._pysdf(points.astype(np.float32)), dtype=np.float32))
         return np.sqrt(self._tree.squared_distance(self._vertices, self._faces, points)[0]).astype(np.float32)
+
+
+def is_closed_surface(vertices: np.ndarray, faces: np.ndarray) -> bool:
+    """Whether the oriented triangles ``faces`` (F, 3) over ``vertices`` (V, 3) have no boundary.
+
+    Vertices at the same position count as one (OBJ files split them at texture seams). The surface is
+    closed when every directed edge ``a -> b`` is matched by as many edges ``b -> a``: the chain of
+    triangles then has no boundary, and its generalized winding number is an integer off the surface
+    (1 inside a consistently wound solid, 0 outside), however the faces meet. Open scans and meshes with
+    holes or faces wound against their neighbours are not closed.
+    """
+    if len(faces) == 0:
+        return False
+    _, node = np.unique(np.asarray(vertices, dtype=np.float64), axis=0, return_inverse=True)
+    corners = node.reshape(-1)[np.asarray(faces, dtype=np.int64)]
+    tails, heads = corners.reshape(-1), np.roll(corners, -1, axis=1).reshape(-1)
+    count = np.int64(node.max()) + 1
+    forward = np.sort(tails * count + heads)
+    backward = np.sort(heads * count + tails)
+    return bool(np.array_equal(forward, backward))
 
 
 def _in_original_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:

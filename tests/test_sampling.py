@@ -117,3 +117,21 @@ def test_sorted_queries_give_libigls_values_in_the_callers_order(sphere_mesh):
     assert np.array_equal(SignedDistance(sphere_mesh)(points), np.where(inside, distance, -distance))
     assert np.array_equal(SignedDistance(sphere_mesh).unsigned(points), distance)
     assert np.array_equal(inside_by_winding_number(vertices, faces, points), inside)
+
+
+def test_closed_surfaces_are_told_from_open_and_miswound_ones(sphere_mesh, torus):
+    from ksc.sampling import is_closed_surface
+
+    assert is_closed_surface(sphere_mesh.vertices, sphere_mesh.faces)
+    assert is_closed_surface(torus.vertices, torus.faces)
+    # A texture seam: one vertex split in two at the same position still closes the surface.
+    vertices = np.vstack([sphere_mesh.vertices, sphere_mesh.vertices[:1]])
+    faces = sphere_mesh.faces.copy()
+    first = np.flatnonzero((faces == 0).any(axis=1))[0]
+    faces[first][faces[first] == 0] = len(vertices) - 1
+    assert is_closed_surface(vertices, faces)
+    assert not is_closed_surface(sphere_mesh.vertices, sphere_mesh.faces[1:])  # a hole
+    flipped = sphere_mesh.faces.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert not is_closed_surface(sphere_mesh.vertices, flipped)  # a face wound against its neighbours
+    assert not is_closed_surface(sphere_mesh.vertices, np.zeros((0, 3), np.int64))

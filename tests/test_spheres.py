@@ -54,3 +54,40 @@ def test_the_file_stores_centres_exactly_and_in_fewer_bytes(torus):
     # A 12-bit code over [-1, 1] per value (ksc 0.4) spends a third more on the same spheres.
     twelve_bit = SortedUniformCodec.over_range(12, [-1, -1, -1, 0], [1, 1, 1, 1])
     assert len(codec.encode(key.spheres)) < 0.8 * len(twelve_bit.encode(key.spheres))
+
+
+class _CountingDistance:
+    """A SignedDistance that counts the points it is asked about (and can pretend the surface is open)."""
+
+    def __init__(self, mesh: trimesh.Trimesh, closed: bool | None = None):
+        self._oracle = SignedDistance(mesh)
+        self.closed = self._oracle.closed if closed is None else closed
+        self.queries = 0
+
+    def __call__(self, points):
+        self.queries += len(points)
+        return self._oracle(points)
+
+    def unsigned(self, points):
+        self.queries += len(points)
+        return self._oracle.unsigned(points)
+
+
+@pytest.mark.parametrize(("minor", "count", "grid"), [(0.35, 64, 64), (0.04, 256, 128)])
+def test_coarse_to_fine_grid_picks_the_dense_grids_spheres(minor, count, grid):
+    ring = _unit(trimesh.creation.torus(major_radius=1.0, minor_radius=minor, major_sections=96, minor_sections=24))
+    coarse, dense = _CountingDistance(ring), _CountingDistance(ring, closed=False)
+    assert coarse.closed
+    fine, reference = extract_key_spheres(coarse, count), extract_key_spheres(dense, count)
+    assert fine.grid_size == reference.grid_size == grid
+    assert np.array_equal(fine.spheres, reference.spheres)
+    assert coarse.queries < 0.4 * dense.queries  # most of the box is settled by the coarse levels
+
+
+def test_open_surfaces_keep_the_dense_grid(sphere_mesh):
+    open_ball = sphere_mesh.copy()
+    open_ball.update_faces(np.arange(len(open_ball.faces)) >= 1)
+    oracle = _CountingDistance(open_ball)
+    assert not oracle.closed
+    extract_key_spheres(oracle, 16)
+    assert oracle.queries == 64**3
