@@ -221,7 +221,7 @@ def train_mesh(
     rng = np.random.default_rng(options.seed)
 
     with timed(timings, "key spheres"):
-        spheres, sphere_codec = _quantized_spheres(signed_distance, options.model.spheres)
+        spheres, sphere_codec = quantized_key_spheres(signed_distance, options.model.spheres)
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
@@ -363,7 +363,7 @@ def sphere_codec_for_grid(grid_size: int) -> SortedUniformCodec:
     return SortedUniformCodec(bits, [first] * 3 + [0.0], [spacing] * 3 + [1.0 / (2**RADIUS_BITS - 1)])
 
 
-def _quantized_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.ndarray, SortedUniformCodec]:
+def quantized_key_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.ndarray, SortedUniformCodec]:
     """Key spheres already rounded to what the file stores, and in its order, so training sees the decoder's input."""
     key_spheres = extract_key_spheres(signed_distance, count)
     codec = sphere_codec_for_grid(key_spheres.grid_size)
