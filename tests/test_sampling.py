@@ -135,3 +135,24 @@ def test_closed_surfaces_are_told_from_open_and_miswound_ones(sphere_mesh, torus
     flipped[0] = flipped[0, ::-1]
     assert not is_closed_surface(sphere_mesh.vertices, flipped)  # a face wound against its neighbours
     assert not is_closed_surface(sphere_mesh.vertices, np.zeros((0, 3), np.int64))
+
+
+def test_two_pass_winding_number_gives_the_full_accuracy_inside(sphere_mesh):
+    """Fast pass first, doubtful points again at libigl's recommended accuracy: the same inside as one full pass,
+    on an open ball, whose winding number is near 1/2 all across its hole."""
+    import igl
+
+    from ksc.sampling import ACCURACY, DOUBT, FAST_ACCURACY, WindingNumber
+
+    open_ball = sphere_mesh.copy()
+    open_ball.update_faces(np.arange(len(open_ball.faces)) >= 800)  # a hole of a sixth of the sphere
+    vertices, faces = np.asarray(open_ball.vertices, dtype=np.float64), np.asarray(open_ball.faces, dtype=np.int64)
+    points = np.random.default_rng(2).uniform(-1.05, 1.05, (20000, 3))
+    hierarchy = igl.FastWindingNumberBVH()
+    hierarchy.init(vertices, faces)
+    doubtful = np.abs(np.abs(hierarchy.winding_number(points, FAST_ACCURACY)) - 0.5) < DOUBT
+    assert doubtful.mean() > 0.01  # the second pass has work here
+    full = np.abs(hierarchy.winding_number(points, ACCURACY)) > 0.5
+    assert np.array_equal(full, np.abs(igl.fast_winding_number(vertices, faces, points)) > 0.5)
+    assert np.array_equal(WindingNumber(vertices, faces).inside(points), full)
+    assert WindingNumber(vertices, faces).inside(np.zeros((0, 3))).shape == (0,)
