@@ -95,6 +95,11 @@ def default_file(mesh_path: Path) -> Path | None:
     return target
 
 
+def both_folders(only=None) -> list[Path]:
+    """Every mesh of :data:`MESH_FOLDERS` (named in ``only``, if given), folder by folder, sorted."""
+    return [path for folder in MESH_FOLDERS for path in shared_meshes(folder) if not only or path.name in only]
+
+
 def default_files(folders, only=None):
     """``(folder, mesh path, .ksc path or None)`` for every mesh of ``folders`` (named in ``only``, if given),
     its default file from :func:`default_file` (None where ksc refuses the mesh)."""

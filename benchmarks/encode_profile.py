@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MESH_FOLDERS, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
+from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
 
 from ksc.config import PRESETS, EncodeOptions, preset_options  # noqa: E402
 from ksc.encoder import STAGES, encode_mesh  # noqa: E402
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     options = preset_options(args.preset)
-    paths = [p for folder in MESH_FOLDERS for p in shared_meshes(folder) if not args.only or p.name in args.only]
+    paths = both_folders(args.only)
     rows = []
     for path in paths:
         rows.append(profile_mesh(path, options, threads))

@@ -24,15 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    MESH_FOLDERS,
     REPO_ROOT,
+    both_folders,
     command_line,
     last_error_line,
     machine_description,
     markdown_table,
     results_name,
     run_measured,
-    shared_meshes,
     write_results,
 )
 
@@ -94,7 +93,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from ksc.meshio import load_mesh
 
-    meshes = [path for folder in MESH_FOLDERS for path in shared_meshes(folder) if not args.only or path.name in args.only]
+    meshes = both_folders(args.only)
     if not meshes:
         raise SystemExit("no meshes: the shared folders are absent or --only names none of their files")
     rows = []

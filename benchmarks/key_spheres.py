@@ -21,7 +21,7 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MESH_FOLDERS, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
+from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
 
 from ksc.config import ModelConfig  # noqa: E402
 from ksc.errors import KscInputError  # noqa: E402
@@ -95,12 +95,9 @@ def main(argv=None) -> None:
     import torch
 
     rows = []
-    for folder in MESH_FOLDERS:
-        for path in shared_meshes(folder):
-            if args.only and path.name not in args.only:
-                continue
-            rows.append(measure(path, args.spheres))
-            print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
+    for path in both_folders(args.only):
+        rows.append(measure(path, args.spheres))
+        print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
     timed = [row for row in rows if "fine_s" in row]
     summary = {
         "closed_meshes": len(timed),

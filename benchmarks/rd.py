@@ -28,16 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     CACHE,
-    MESH_FOLDERS,
     RESULTS,
     add_parallel_options,
+    both_folders,
     command_line,
     machine_description,
     map_in_order,
     markdown_table,
     results_name,
     set_torch_threads,
-    shared_meshes,
     write_results,
 )
 from rival import CURVE_BUDGETS, CachedRival, bd_rate  # noqa: E402
@@ -246,7 +245,7 @@ def main(argv=None) -> None:
     machine = machine_description(torch.device("cpu"))
     if args.jobs > 1:
         machine += f", {args.jobs} meshes at a time"
-    paths = [p for folder in MESH_FOLDERS for p in shared_meshes(folder) if not args.only or p.name in args.only]
+    paths = both_folders(args.only)
     task = functools.partial(run_mesh, presets=args.presets, seed=args.seed, keep=not args.suffix)
     rows, curves, bds = [], [], []
     for result in map_in_order(task, [(path,) for path in paths], args.jobs, args.threads):

@@ -28,7 +28,7 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MESH_FOLDERS, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
+from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
 
 from ksc.config import EncodeOptions, ModelConfig, TrainConfig  # noqa: E402
 from ksc.encoder import DOMAIN_BOUND, quantized_key_spheres  # noqa: E402
@@ -123,12 +123,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as an encode: torch on one thread, the second slice in a helper process
     rows = []
-    for folder in MESH_FOLDERS:
-        for path in shared_meshes(folder):
-            if path.name in args.only:
-                for row in measure(path, args.steps, args.long, args.softness):
-                    rows.append(row)
-                    print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
+    for path in both_folders(args.only):
+        for row in measure(path, args.steps, args.long, args.softness):
+            rows.append(row)
+            print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
     medians = [
         {
             "start": start,

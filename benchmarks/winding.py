@@ -25,7 +25,7 @@ import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MESH_FOLDERS, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
+from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
 
 from ksc.config import SHORT_TRAINING_UNIFORM_SHARE  # noqa: E402
 from ksc.encoder import DOMAIN_BOUND  # noqa: E402
@@ -105,12 +105,9 @@ def main(argv=None) -> None:
     import torch
 
     rows = []
-    for folder in MESH_FOLDERS:
-        for path in shared_meshes(folder):
-            if args.only and path.name not in args.only:
-                continue
-            rows.append(measure(path, args.points))
-            print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
+    for path in both_folders(args.only):
+        rows.append(measure(path, args.points))
+        print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
     summary = {
         "meshes": len(rows),
         "points": args.points * len(rows),
