@@ -2,7 +2,7 @@
 
 Each variant changes one thing from the default preset (8-bit weights after
 quantization-aware fine-tuning, 64 key spheres, DPFE branch with 8 features, 6 octaves
-of Fourier features of the query point, 5 x 34 MLP, 28800 steps of 2048 points) and is
+of Fourier features of the query point, 5 x 34 MLP, the default's SOAP steps of 2048 points) and is
 encoded from scratch with its own training, decoded as ``ksc decode`` does by default and
 measured with ``ksc.metrics`` against the input. A variant pays if it lowers Chamfer-L1 at no
 more bytes, or keeps it at fewer bytes or less encode time. Where ``benchmarks/rd.py`` has

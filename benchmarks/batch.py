@@ -197,7 +197,7 @@ def main(argv=None) -> None:
             "",
             f"Machine: {machine}, {cores} cores. Command: `{command_line().strip()}`. Every run encodes the",
             f"{default_runs[0]['meshes']} meshes of `{args.meshes.name}` with {args.steps} training steps and",
-            f"{args.samples} samples (a short training, the same for all; a default encode trains 28 800 steps)",
+            f"{args.samples} samples (a short training, the same for all; a default encode trains {TrainConfig.steps} steps)",
             "into a fresh folder.",
             f"The setups ran in {args.rounds} interleaved rounds (the order reversed every other round), after"
             f" {args.warm_up} untimed run(s) of the default setup; each is judged by",
@@ -223,7 +223,7 @@ def main(argv=None) -> None:
             "",
             markdown_table([("machines", f"machines of {cores} cores", "d"), ("days", "days", ".2f")], projection),
             "",
-            "A default encode trains 28 800 steps instead of these; its time per mesh is in `rd.md` (`encode s`).",
+            f"A default encode trains {TrainConfig.steps} steps instead of these; its time per mesh is in `encode-versions.md`.",
         ]
     )
     payload = {"machine": machine, "command": command_line(), "rows": rows, "rerun": rerun, "summary": summary}

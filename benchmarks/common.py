@@ -199,3 +199,45 @@ def write_results(name: str, payload: dict, markdown: str, folder: Path = RESULT
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
     md_path.write_text(markdown + "\n")
     return json_path, md_path
+
+
+VALIDATION_POINTS = 200_000
+"""Fresh samples on which :func:`fitting_problem`'s trainings are scored."""
+
+
+def fitting_problem(path: Path):
+    """What an encode of ``path`` trains on, for benchmarks that score trainings without writing files.
+
+    Returns a namespace: ``spheres`` (M, 4) tensor (rounded as stored), ``config`` (the default
+    :class:`ksc.config.ModelConfig` with that many spheres), ``samples`` (the default mix, seed 0, as
+    ``ksc encode`` draws them), ``check`` (:data:`VALIDATION_POINTS` fresh samples of the same mix,
+    seed 1) and ``near`` (how many of ``check``'s first points are the near-surface kind, the one
+    that decides the decoded surface).
+    """
+    from types import SimpleNamespace
+
+    import numpy as np
+    import trimesh
+
+    from ksc.config import EncodeOptions, ModelConfig
+    from ksc.encoder import DOMAIN_BOUND, quantized_key_spheres
+    from ksc.meshio import consistently_wound, load_mesh
+    from ksc.normalize import Transform
+    from ksc.sampling import SignedDistance, sample_counts, sample_sdf
+
+    mesh, _ = consistently_wound(load_mesh(path))
+    unit = trimesh.Trimesh(Transform.fit(mesh.vertices).to_unit(mesh.vertices), mesh.faces, process=False)
+    oracle, options = SignedDistance(unit), EncodeOptions()
+    spheres = torch.from_numpy(quantized_key_spheres(oracle, options.model.spheres)[0])
+    share = options.sample_uniform_share()
+
+    def draw(count: int, seed: int):
+        return sample_sdf(unit, oracle, count, DOMAIN_BOUND, np.random.default_rng(seed), share, options.near_sigma)
+
+    return SimpleNamespace(
+        spheres=spheres,
+        config=ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)}),
+        samples=draw(options.samples, 0),
+        check=draw(VALIDATION_POINTS, 1),
+        near=sample_counts(VALIDATION_POINTS, share, options.near_sigma)[0][1],  # the near kind comes first
+    )

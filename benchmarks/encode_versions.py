@@ -4,9 +4,9 @@ The earlier version (``--against``, a git revision of this repository; default: 
 0.13, the baseline of the encode-time targets) is unpacked with ``git archive`` and installed without
 dependencies into a scratch folder; both versions then run as fresh processes on the same interpreter and
 packages, one mesh at a time, the earlier one's ``ksc encode IN OUT`` (its own defaults, threads included)
-beside today's ``ksc encode --preset P IN OUT`` for each ``--presets``. The order alternates from mesh to
-mesh, so a drift of this machine's speed falls on both. Every file is decoded by today's decoder (format
-5.0 is read by both) and scored against the input (``ksc.metrics``).
+beside today's ``ksc encode --preset P IN OUT`` for each ``--presets`` (``P:STEPS`` adds ``--steps STEPS``).
+The order alternates from mesh to mesh, so a drift of this machine's speed falls on both. Every file is
+decoded by today's decoder (format 5.0 is read by both) and scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/encode-versions[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python benchmarks/encode_versions.py --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
 (an earlier default encode takes 2-3 minutes per mesh on 2 cores).
@@ -62,6 +62,12 @@ def install_revision(revision: str, folder: Path) -> tuple[Path, str]:
     return site, version
 
 
+def preset_command(run: str) -> list[str]:
+    """Today's encode command of ``run``: ``PRESET`` or ``PRESET:STEPS``."""
+    preset, _, steps = run.partition(":")
+    return ["ksc.cli", "encode", "--preset", preset, *(["--steps", steps] if steps else [])]
+
+
 def encode_with(command: list[str], mesh: Path, target: Path) -> dict:
     """Wall seconds and bytes of one encode process (``command`` + IN OUT), or its last error line."""
     run = run_measured([*command, str(mesh), str(target)])
@@ -87,7 +93,7 @@ def score(mesh, target: Path) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default=KSC_0_13, help="Git revision of the earlier ksc (default: ksc 0.13's last commit).")
-    parser.add_argument("--presets", nargs="+", default=["default", "fast"])
+    parser.add_argument("--presets", nargs="+", default=["default", "fast"], help="Today's runs: PRESET or PRESET:STEPS.")
     parser.add_argument("--only", nargs="+", help="Mesh file names (default: every mesh of both folders).")
     parser.add_argument("--suffix", default="")
     args = parser.parse_args(argv)
@@ -103,7 +109,7 @@ def main(argv=None) -> None:
         earlier_cli = scratch / "earlier_cli.py"
         earlier_cli.write_text(_EARLIER_CLI)
         runs = [("earlier", [str(earlier_cli), str(site), "encode"])]
-        runs += [(preset, ["ksc.cli", "encode", "--preset", preset]) for preset in args.presets]
+        runs += [(preset, preset_command(preset)) for preset in args.presets]
         for index, mesh in enumerate(meshes):
             loaded = load_mesh(mesh)  # once per mesh, for scoring every run's file
             for name, command in runs if index % 2 == 0 else runs[::-1]:

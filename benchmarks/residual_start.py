@@ -24,22 +24,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import trimesh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
+from common import (  # noqa: E402
+    VALIDATION_POINTS,
+    both_folders,
+    command_line,
+    fitting_problem,
+    machine_description,
+    markdown_table,
+    results_name,
+    write_results,
+)
 
-from ksc.config import EncodeOptions, ModelConfig, TrainConfig  # noqa: E402
-from ksc.encoder import DOMAIN_BOUND, quantized_key_spheres  # noqa: E402
-from ksc.meshio import consistently_wound, load_mesh  # noqa: E402
+from ksc.config import OPTIMIZERS, TrainConfig  # noqa: E402
 from ksc.model import KeySphereNet  # noqa: E402
-from ksc.normalize import Transform  # noqa: E402
-from ksc.sampling import SdfSamples, SignedDistance, sample_counts, sample_sdf  # noqa: E402
+from ksc.sampling import SdfSamples  # noqa: E402
 from ksc.train import fit  # noqa: E402
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj")
-VALIDATION_POINTS = 200_000
 CHUNK = 65536
 
 
@@ -52,16 +56,9 @@ def sphere_bound(spheres: torch.Tensor, points: torch.Tensor, softness: float) -
     return torch.cat(parts).float()
 
 
-def measure(path: Path, steps: int, long: int, softnesses: list[float]) -> list[dict]:
-    mesh, _ = consistently_wound(load_mesh(path))
-    unit = trimesh.Trimesh(Transform.fit(mesh.vertices).to_unit(mesh.vertices), mesh.faces, process=False)
-    oracle, options = SignedDistance(unit), EncodeOptions()
-    spheres = torch.from_numpy(quantized_key_spheres(oracle, options.model.spheres)[0])
-    config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
-    share = options.sample_uniform_share()
-    samples = sample_sdf(unit, oracle, options.samples, DOMAIN_BOUND, np.random.default_rng(0), share, options.near_sigma)
-    check = sample_sdf(unit, oracle, VALIDATION_POINTS, DOMAIN_BOUND, np.random.default_rng(1), share, options.near_sigma)
-    near = sample_counts(VALIDATION_POINTS, share, options.near_sigma)[0][1]  # the near kind comes first
+def measure(path: Path, steps: int, long: int, softnesses: list[float], optimizer: str) -> list[dict]:
+    problem = fitting_problem(path)
+    spheres, config, samples, check, near = problem.spheres, problem.config, problem.samples, problem.check, problem.near
     train_points, check_points = torch.from_numpy(samples.points), torch.from_numpy(check.points)
     runs = [("plain", None, steps), ("plain", None, long)] + [(f"residual, tau {tau:g}", tau, steps) for tau in softnesses]
     rows = []
@@ -74,7 +71,7 @@ def measure(path: Path, steps: int, long: int, softnesses: list[float]) -> list[
         fit(
             model,
             SdfSamples(samples.points, samples.sdf - shift),
-            TrainConfig(steps=count),
+            TrainConfig(steps=count, optimizer=optimizer),
             torch.Generator().manual_seed(0),
             torch.device("cpu"),
             parts=2,
@@ -119,12 +116,13 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=9600, help="Steps of the short trainings (a third of the default's).")
     parser.add_argument("--long", type=int, default=TrainConfig.steps, help="Steps of the long plain training.")
     parser.add_argument("--softness", type=float, nargs="+", default=[0.02, 0.05], help="tau of the smooth maximum (0: hard).")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="The trainings' (the table's: adam).")
     parser.add_argument("--suffix", default="", help="Results go to residual-start-SUFFIX.{json,md}.")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as an encode: torch on one thread, the second slice in a helper process
     rows = []
     for path in both_folders(args.only):
-        for row in measure(path, args.steps, args.long, args.softness):
+        for row in measure(path, args.steps, args.long, args.softness, args.optimizer):
             rows.append(row)
             print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
     medians = [

@@ -1,10 +1,12 @@
 """Time of one training step: the written-out step against autograd, for a few network shapes.
 
 A step is what :func:`ksc.train.fit` does per batch: draw 2048 of 1M points,
-forward, L1 loss, backward, Adam. ``written out`` is :class:`ksc.backprop.FusedTrainer`
-(what ksc trains with since 0.16); ``..., N slices in N processes`` cuts each batch into N slices computed side by side (the
-encode's ``--threads N``), ``... in turn`` the same slices one after another in one process (a one-core
-batch task's way, to the same bits); the written-out step runs on one torch thread. ``autograd`` is the same network through
+forward, L1 loss, backward, the optimizer (SOAP; Adam in the rows that say so).
+``written out`` is :class:`ksc.backprop.FusedTrainer` (what ksc trains with since
+0.16); ``..., N slices in N processes`` cuts each batch into N slices computed
+side by side (the encode's ``--threads N``), ``... in turn`` the same slices one
+after another in one process (a one-core batch task's way, to the same bits); the
+written-out step runs on one torch thread. ``autograd`` is the same network through
 :class:`ksc.model.KeySphereNet`, ``torch.autograd`` and ``torch.optim.Adam(fused=True)``
 (what it trained with before). The points are random and the spheres too (timing
 does not depend on the mesh). Every row runs ``--rounds`` times, interleaved with
@@ -107,6 +109,8 @@ def main(argv=None) -> None:
         trainer = FusedTrainer(model, points, target, batch)
         jobs[f"written out, {name}"] = lambda t=trainer: _written_out_step(t, batch, generator)
         if config == ModelConfig():
+            adam = FusedTrainer(model, points, target, batch, optimizer="adam")
+            jobs[f"written out, {name}, Adam (ksc 0.15)"] = functools.partial(_written_out_step, adam, batch, generator)
             for parts in args.parts:
                 sliced = FusedTrainer(model, points, target, batch, parts)
                 jobs[f"written out, {name}, {parts} slices in {len(sliced.slices)} processes"] = functools.partial(
@@ -117,7 +121,11 @@ def main(argv=None) -> None:
                 jobs[f"written out, {name}, {parts} slices in turn"] = functools.partial(
                     _written_out_step, in_turn, batch, generator
                 )
-                trainers += [sliced, in_turn]
+                sliced_adam = FusedTrainer(model, points, target, batch, parts, optimizer="adam")
+                jobs[f"written out, {name}, {parts} slices in {len(sliced.slices)} processes, Adam"] = functools.partial(
+                    _written_out_step, sliced_adam, batch, generator
+                )
+                trainers += [sliced, in_turn, sliced_adam]
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
         jobs[f"autograd, {name}"] = lambda m=model, o=optimizer: _autograd_step(m, o, points, target, batch, generator)
     for name, kernel in _kernels(points, batch, generator).items():

@@ -9,6 +9,7 @@ from ksc.errors import KscInputError
 FEATURE_BRANCHES = ("direct", "latent")
 ACTIVATION_NAMES = ("silu", "relu")
 WEIGHTINGS = ("paper", "inverse", "inverse_square")
+OPTIMIZERS = ("soap", "adam")  # ksc.backprop.Soap with and without its eigenbases
 DISTANCES = ("exact", "pysdf")  # backends of ksc.sampling.SignedDistance, named here so that the CLI need not import pysdf
 DEFAULT_RESOLUTION = 192
 """Marching-cubes grid of a decode: half the network evaluations of 256^3; decimated to twice the source's faces,
@@ -68,11 +69,19 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
-    steps: int = 28800
-    """The fit is training-bound (4x the steps: 0.89x the error); 28 800 fill the 2-3-minute encode on 2 cores."""
+    steps: int = 10800
+    """With SOAP ~0.4x the 28 800 steps Adam needed for the same error (benchmarks/results/optimizer.md,
+    encode-versions-steps.md: 9600 steps had 1.03x ksc 0.13's Chamfer-L1, 12 000 0.99x)."""
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
+    optimizer: str = "soap"
+    """``soap``: Adam in the eigenbases of each weight matrix's gradient statistics; ``adam``: plain Adam
+    (ksc 0.15's; :class:`ksc.backprop.Soap`)."""
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise KscInputError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,9 +148,9 @@ class EncodeOptions:
         return LONG_TRAINING_UNIFORM_SHARE if self.train.steps >= LONG_TRAINING_STEPS else SHORT_TRAINING_UNIFORM_SHARE
 
 
-FAST_SUMMARY = "~7.1 KB in ~8-14 s on 2 cores, at ~2x the default's Chamfer-L1 and ~3x Draco's"
-"""The fast preset's measured medians over both mesh folders (benchmarks/results/rd-fast.md,
-encode-profile-fast.md; its time also in encode-versions.md), as --help shows them."""
+FAST_SUMMARY = "~7.0 KB in ~12-16 s on 2 cores, at ~1.7x the default's Chamfer-L1"
+"""The fast preset's measured medians on six meshes of both folders (benchmarks/results/encode-versions.md, AMD
+EPYC), as --help shows them. Against Draco it was ~3x with Adam (rd-fast.md), not rerun since SOAP."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,7 @@ PRESETS = {
         weight_bits=8,
         width=ModelConfig.width,
         summary=FAST_SUMMARY,
-        steps=3000,
+        steps=2500,
         batch_size=1024,
         samples=250_000,
         qat_steps=300,
@@ -178,13 +187,11 @@ PRESETS = {
 }
 """Preset name -> network width and bits, and for ``fast`` its training. The width sets the rate, not the bits:
 below 8 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains little
-(docs/method.md, "Store"). ``fast`` is the default's network trained 1/10 as long: 3000 steps of 1024 points on
-250k samples, 300 fine-tuning steps, no per-tensor step allocation (its 3 s buy more in steps). Chosen on bunny,
-dragon and homer (16.5 s, 1.8-2.1x the default's Chamfer-L1, where 1500 steps of 2048 had 3.0x, 1500 at twice the
-learning rate 2.9x and 4000 of 512 2.4x); on the 24 meshes of both folders 13-39 s with the written-out step (median
-16 s, 0.075-0.085x the default on the 4 it was profiled on, encode-profile-fast.md; on two cores 8.1 s and
-13.8 s, medians of 6 meshes on a quiet and a noisy day, encode-versions.md) and 1.3-3.2x the default's
-Chamfer-L1 (median 2.1x)."""
+(docs/method.md, "Store"). ``fast`` is the default's network trained briefly: 2500 SOAP steps of 1024 points on
+250k samples, 300 fine-tuning steps, no per-tensor step allocation (its 3 s buy more in steps). The shape was
+chosen with Adam on bunny, dragon and homer (3000 steps of 1024 beat 1500 of 2048, 1500 at twice the learning
+rate and 4000 of 512); with SOAP 2500 steps keep it at ~0.07x ksc 0.13's default time at ~1.7x its Chamfer-L1
+(encode-versions.md; Adam's 3000 steps had 2.15x in 0.093-0.107x)."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:

@@ -16,7 +16,7 @@ import trimesh
 from ksc import __version__
 from ksc.backprop import PointTable
 from ksc.check import check_file
-from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig
+from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig, TrainConfig
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
 from ksc.meshio import consistently_wound
@@ -51,6 +51,10 @@ PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 320.0, 2.6
 """Planned header and per-sphere bytes: a default file's header and spheres take 513-557 bytes for 64 spheres
 (format 5.0, the 15 meshes' default files)."""
 MIN_PLANNED_WIDTH = 8
+STEP_FACTOR = 1.08
+"""Every weight tensor's quantization step is this much coarser than its (allocated) RMS step at the file's
+bits, ~0.11 bits a weight fewer: files trained with SOAP took a median 1.02x the bytes of ksc 0.13's (Adam) at
+the same RMS steps (benchmarks/results/encode-versions-steps.md)."""
 RADIUS_BITS = 8
 """Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
 network is trained on the rounded values."""
@@ -175,6 +179,8 @@ class TrainedMesh:
         }
         if not self.options.allocate_steps:
             meta["encoder"]["allocate_steps"] = False
+        if self.options.train.optimizer != TrainConfig.optimizer:
+            meta["encoder"]["optimizer"] = self.options.train.optimizer
         if self.options.near_sigma != NEAR_SIGMA:
             meta["encoder"]["near_sigma"] = self.options.near_sigma
         return write_container(Container(meta=meta, tensors=records))
@@ -253,6 +259,7 @@ def train_mesh(
             scales = allocate_steps(model, samples, options.weight_bits, options.train, options.seed)
         else:
             scales = {name: 1.0 for name, _ in model.named_parameters()}
+        scales = {name: STEP_FACTOR * scale for name, scale in scales.items()}
     return TrainedMesh(
         model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, threads, table, timings
     )

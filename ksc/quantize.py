@@ -94,7 +94,7 @@ def quantization_aware_finetune(
     target = torch.from_numpy(np.ascontiguousarray(samples.sdf)).to(device)
 
     losses = []
-    with FusedTrainer(model, points, target, train.batch_size, parts, table) as trainer:
+    with FusedTrainer(model, points, target, train.batch_size, parts, table, train.optimizer) as trainer:
         quantized = FakeQuantizer(trainer.sizes, bits, [step_scales.get(name, 1.0) for name in trainer.names], device)
         for step in range(steps):
             index = torch.randint(len(target), (train.batch_size,), generator=generator).to(device)

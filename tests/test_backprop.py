@@ -152,17 +152,65 @@ def test_a_step_takes_a_whole_batch():
         trainer.step(index[:100], 1e-3)
 
 
-def test_adam_matches_torch():
+def test_soap_without_matrices_is_torch_adam():
     generator = torch.Generator().manual_seed(2)
     start = torch.randn(50, generator=generator)
     ours, theirs = start.clone(), torch.nn.Parameter(start.clone())
-    adam, reference = backprop.Adam(ours), torch.optim.Adam([theirs], lr=0.01)
+    soap, reference = backprop.Soap(ours), torch.optim.Adam([theirs], lr=0.01)
     for _ in range(20):
         gradient = torch.randn(50, generator=generator)
-        adam.step(gradient, 0.01)
+        soap.step(gradient, 0.01)
         theirs.grad = gradient.clone()
         reference.step()
     assert torch.allclose(ours, theirs.detach(), atol=1e-6)
+
+
+def _rotated(a, s, back=False):
+    """``a`` in the reference's bases ``s`` (a vector has none)."""
+    if "QL" not in s:
+        return a
+    return s["QL"] @ a @ s["QR"].T if back else s["QL"].T @ a @ s["QR"]
+
+
+def _reference_soap(tensors, gradients, state, learning_rate):
+    """SOAP written per tensor, as the paper's pseudo-code: the flat version must agree with it."""
+    beta1, beta2, b = *backprop.BETAS, backprop.SHAMPOO_BETA
+    state["t"] = t = state.get("t", 0) + 1
+    for k, (x, g) in enumerate(zip(tensors, gradients, strict=True)):
+        s = state.setdefault(k, {"m": torch.zeros_like(x), "v": torch.zeros_like(x)})
+        if x.dim() == 2:
+            s.setdefault("QL", torch.eye(x.shape[0]))
+            s.setdefault("QR", torch.eye(x.shape[1]))
+        s["m"] = beta1 * s["m"] + (1 - beta1) * g
+        s["v"] = beta2 * s["v"] + (1 - beta2) * _rotated(g, s) ** 2
+        update = _rotated(s["m"], s) / ((s["v"] / (1 - beta2**t)).sqrt() + backprop.EPS)
+        x -= learning_rate / (1 - beta1**t) * _rotated(update, s, back=True)
+        if x.dim() == 2:
+            s["L"] = b * s.get("L", torch.zeros(x.shape[0], x.shape[0])) + (1 - b) * g @ g.T
+            s["R"] = b * s.get("R", torch.zeros(x.shape[1], x.shape[1])) + (1 - b) * g.T @ g
+            if t == 1 or t % backprop.SOAP_EVERY == 0:
+                s["QL"], s["QR"] = torch.linalg.eigh(s["L"]).eigenvectors, torch.linalg.eigh(s["R"]).eigenvectors
+
+
+def test_soap_matches_a_per_tensor_reference():
+    # square matrices: one gradient's G G^T has full rank, so no eigenbasis is arbitrary in a null space; the
+    # two 4 x 4 ones are one batch of the flat version, as the hidden layers are
+    generator = torch.Generator().manual_seed(4)
+    shapes = [(4, 4), (4,), (4, 4), (4,), (5, 5), (1,)]
+    tensors = [torch.randn(shape, generator=generator) for shape in shapes]
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    adam_flat = flat.clone()
+    soap, adam = backprop.Soap(flat, [(0, 4, 4), (20, 4, 4), (40, 5, 5)]), backprop.Soap(adam_flat)
+    assert [group["gradient"].shape for group in soap.groups] == [(2, 4, 4), (1, 5, 5)]
+    state = {}
+    for _ in range(2 * backprop.SOAP_EVERY + 3):  # across two recomputations of the eigenbases
+        gradients = [torch.randn(shape, generator=generator) for shape in shapes]
+        soap.step(torch.cat([g.reshape(-1) for g in gradients]), 0.01)
+        adam.step(torch.cat([g.reshape(-1) for g in gradients]), 0.01)
+        _reference_soap(tensors, gradients, state, 0.01)
+    assert torch.allclose(flat, torch.cat([t.reshape(-1) for t in tensors]), atol=1e-5)
+    assert not torch.allclose(flat[:16], adam_flat[:16], atol=1e-3)  # the rotation changes the matrices' updates
+    assert torch.equal(flat[16:20], adam_flat[16:20])  # and leaves the vectors' alone
 
 
 def test_training_lowers_the_loss_and_writes_back():

@@ -1,6 +1,6 @@
 """Encode -> file -> decode on a real mesh, checked against quality bounds and the dense decoder.
 
-Few steps (3000, a quarter of the default) keep this under half a minute on
+Few steps (3000, a third of the default) keep this under half a minute on
 two cores; the bounds leave a margin below what that run reaches (IoU ~0.977,
 Chamfer-L1 ~0.0037 when measured), so a broken stage fails it, noise does not.
 """
