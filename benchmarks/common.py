@@ -241,3 +241,29 @@ def fitting_problem(path: Path):
         check=draw(VALIDATION_POINTS, 1),
         near=sample_counts(VALIDATION_POINTS, share, options.near_sigma)[0][1],  # the near kind comes first
     )
+
+
+def fit_and_score(problem, train, shift=None, check_shift=None) -> dict:
+    """Train the default network of ``problem`` (:func:`fitting_problem`) as an encode does (seed 0, two slices)
+    with ``train`` (a :class:`ksc.config.TrainConfig`); its mean absolute SDF error on ``problem.check``, all of it
+    (``error``) and the near-surface kind (``near_error``), and the training's ``seconds``.
+
+    ``shift`` (N,) is subtracted from the training targets and ``check_shift`` (V,) added to the predictions:
+    a network that learns a correction to a known field.
+    """
+    from ksc.model import KeySphereNet
+    from ksc.sampling import SdfSamples
+    from ksc.train import fit
+
+    samples = problem.samples if shift is None else SdfSamples(problem.samples.points, problem.samples.sdf - shift)
+    torch.manual_seed(0)
+    model = KeySphereNet(problem.config, problem.spheres)
+    start = time.perf_counter()
+    fit(model, samples, train, torch.Generator().manual_seed(0), torch.device("cpu"), parts=2)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        prediction = model(torch.from_numpy(problem.check.points))
+    if check_shift is not None:
+        prediction = prediction + check_shift
+    error = (prediction - torch.from_numpy(problem.check.sdf)).abs()
+    return {"error": float(error.mean()), "near_error": float(error[: problem.near].mean()), "seconds": seconds}

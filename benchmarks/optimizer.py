@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from common import (  # noqa: E402
     VALIDATION_POINTS,
     both_folders,
     command_line,
+    fit_and_score,
     fitting_problem,
     machine_description,
     markdown_table,
@@ -35,8 +35,6 @@ from common import (  # noqa: E402
 )
 
 from ksc.config import OPTIMIZERS, TrainConfig  # noqa: E402
-from ksc.model import KeySphereNet  # noqa: E402
-from ksc.train import fit  # noqa: E402
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj", "rocker-arm.obj")
 DEFAULT_RUNS = ("adam:28800", "soap:9600", "soap:12000", "soap:14400")
@@ -51,32 +49,10 @@ def parse_run(text: str) -> tuple[str, int]:
 
 def measure(path: Path, runs: list[tuple[str, int]]) -> list[dict]:
     problem = fitting_problem(path)
-    check_points, check_sdf = torch.from_numpy(problem.check.points), torch.from_numpy(problem.check.sdf)
     rows = []
     for optimizer, steps in runs:
-        torch.manual_seed(0)
-        model = KeySphereNet(problem.config, problem.spheres)
-        start = time.perf_counter()
-        fit(
-            model,
-            problem.samples,
-            TrainConfig(steps=steps, optimizer=optimizer),
-            torch.Generator().manual_seed(0),
-            torch.device("cpu"),
-            parts=2,
-        )
-        seconds = time.perf_counter() - start
-        with torch.no_grad():
-            error = (model(check_points) - check_sdf).abs()
-        rows.append(
-            {
-                "mesh": path.name,
-                "run": f"{optimizer}, {steps} steps",
-                "error": float(error.mean()),
-                "near_error": float(error[: problem.near].mean()),
-                "seconds": seconds,
-            }
-        )
+        score = fit_and_score(problem, TrainConfig(steps=steps, optimizer=optimizer))
+        rows.append({"mesh": path.name, "run": f"{optimizer}, {steps} steps", **score})
         print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
     for row in rows:
         row["near_vs_first"] = row["near_error"] / rows[0]["near_error"]

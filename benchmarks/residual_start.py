@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,6 +29,7 @@ from common import (  # noqa: E402
     VALIDATION_POINTS,
     both_folders,
     command_line,
+    fit_and_score,
     fitting_problem,
     machine_description,
     markdown_table,
@@ -39,9 +38,6 @@ from common import (  # noqa: E402
 )
 
 from ksc.config import OPTIMIZERS, TrainConfig  # noqa: E402
-from ksc.model import KeySphereNet  # noqa: E402
-from ksc.sampling import SdfSamples  # noqa: E402
-from ksc.train import fit  # noqa: E402
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj")
 CHUNK = 65536
@@ -58,38 +54,16 @@ def sphere_bound(spheres: torch.Tensor, points: torch.Tensor, softness: float) -
 
 def measure(path: Path, steps: int, long: int, softnesses: list[float], optimizer: str) -> list[dict]:
     problem = fitting_problem(path)
-    spheres, config, samples, check, near = problem.spheres, problem.config, problem.samples, problem.check, problem.near
+    spheres, samples, check = problem.spheres, problem.samples, problem.check
     train_points, check_points = torch.from_numpy(samples.points), torch.from_numpy(check.points)
     runs = [("plain", None, steps), ("plain", None, long)] + [(f"residual, tau {tau:g}", tau, steps) for tau in softnesses]
     rows = []
     for name, tau, count in runs:
-        shift = np.zeros_like(samples.sdf) if tau is None else sphere_bound(spheres, train_points, tau).numpy()
+        shift = None if tau is None else sphere_bound(spheres, train_points, tau).numpy()
         check_shift = torch.zeros(len(check_points)) if tau is None else sphere_bound(spheres, check_points, tau)
-        torch.manual_seed(0)
-        model = KeySphereNet(config, spheres)
-        start = time.perf_counter()
-        fit(
-            model,
-            SdfSamples(samples.points, samples.sdf - shift),
-            TrainConfig(steps=count, optimizer=optimizer),
-            torch.Generator().manual_seed(0),
-            torch.device("cpu"),
-            parts=2,
-        )
-        seconds = time.perf_counter() - start
-        with torch.no_grad():
-            error = (model(check_points) + check_shift - torch.from_numpy(check.sdf)).abs()
-        rows.append(
-            {
-                "mesh": path.name,
-                "start": name,
-                "steps": count,
-                "error": float(error.mean()),
-                "near_error": float(error[:near].mean()),
-                "start_error": float((check_shift - torch.from_numpy(check.sdf)).abs().mean()),
-                "seconds": seconds,
-            }
-        )
+        score = fit_and_score(problem, TrainConfig(steps=count, optimizer=optimizer), shift, check_shift)
+        start_error = float((check_shift - torch.from_numpy(check.sdf)).abs().mean())
+        rows.append({"mesh": path.name, "start": name, "steps": count, "start_error": start_error, **score})
     short = rows[0]["near_error"]
     for row in rows:
         row["near_vs_plain"] = row["near_error"] / short
