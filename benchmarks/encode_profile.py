@@ -6,7 +6,7 @@ encoder's own stage timings (``ksc.encoder.STAGES``: repair, normalize, key sphe
 distances and signs and the rest of their sampling, training, step allocation, fine-tuning, writing, the
 self-check) are tabulated with the loading. A second table counts the floating-point work of one training
 step of the default network (forward and backward at batch 2048, ``torch.utils.flop_counter``: matrix
-products only; the sines, cosines, SiLUs and Adam's update are extra) and sets the step's measured rate
+products only; the sines, cosines, SiLUs and the optimizer's update are extra) and sets the step's measured rate
 against one thread's rate on a large float32 matrix product times the training cores, the most this CPU's BLAS
 gets out of them.
 Writes ``benchmarks/results/encode-profile[-SUFFIX].{json,md}``.
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
             f"One training step of the {args.preset} preset's network (batch {options.train.batch_size}) against"
             f" {threads} times one thread's best on a"
             f" {REFERENCE_SIZE}^2 float32 matrix product (matrix products only; the sines, cosines, SiLUs and the"
-            " Adam update add work the count leaves out):",
+            " optimizer's update add work the count leaves out):",
             "",
             markdown_table(
                 [
