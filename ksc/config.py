@@ -70,14 +70,14 @@ class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
     steps: int = 10800
-    """With SOAP ~0.4x the 28 800 steps Adam needed for the same error (benchmarks/results/optimizer.md,
-    encode-versions-steps.md: 9600 steps had 1.03x ksc 0.13's Chamfer-L1, 12 000 0.99x)."""
+    """Where SOAP reaches the error of 28 800 Adam steps: between 9600 and 12 000 (benchmarks/results/optimizer.md,
+    encode-versions-steps.md)."""
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
     optimizer: str = "soap"
-    """``soap``: Adam in the eigenbases of each weight matrix's gradient statistics; ``adam``: plain Adam
-    (ksc 0.15's; :class:`ksc.backprop.Soap`)."""
+    """``soap``: Adam in the eigenbases of each weight matrix's gradient statistics; ``adam``: plain Adam, the
+    reference of benchmarks/optimizer.py (:class:`ksc.backprop.Soap`)."""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -188,10 +188,9 @@ PRESETS = {
 """Preset name -> network width and bits, and for ``fast`` its training. The width sets the rate, not the bits:
 below 8 bits a weight loses more accuracy than the extra parameters buy back, above 8 it gains little
 (docs/method.md, "Store"). ``fast`` is the default's network trained briefly: 2500 SOAP steps of 1024 points on
-250k samples, 300 fine-tuning steps, no per-tensor step allocation (its 3 s buy more in steps). The shape was
-chosen with Adam on bunny, dragon and homer (3000 steps of 1024 beat 1500 of 2048, 1500 at twice the learning
-rate and 4000 of 512); with SOAP 2500 steps keep it at ~0.07x ksc 0.13's default time at ~1.7x its Chamfer-L1
-(encode-versions.md; Adam's 3000 steps had 2.15x in 0.093-0.107x)."""
+250k samples, 300 fine-tuning steps, no per-tensor step allocation (its 3 s buy more in steps). Batches of
+1024 beat fewer of 2048, twice the learning rate and more of 512 (bunny, dragon, homer); its time and error
+against the default are in encode-versions.md."""
 
 
 def preset_options(name: str, **changes) -> EncodeOptions:

@@ -53,8 +53,8 @@ PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 320.0, 2.6
 MIN_PLANNED_WIDTH = 8
 STEP_FACTOR = 1.08
 """Every weight tensor's quantization step is this much coarser than its (allocated) RMS step at the file's
-bits, ~0.11 bits a weight fewer: files trained with SOAP took a median 1.02x the bytes of ksc 0.13's (Adam) at
-the same RMS steps (benchmarks/results/encode-versions-steps.md)."""
+bits, ~0.11 bits a weight fewer: SOAP's weights cost ~2 % more bytes than Adam's at the same RMS step
+(benchmarks/results/encode-versions-steps.md)."""
 RADIUS_BITS = 8
 """Radii are stored as multiples of 1/255: they only shape the spheres' weights, and the
 network is trained on the rounded values."""
