@@ -189,7 +189,7 @@ def _reference_soap(tensors, gradients, state, learning_rate):
             s["L"] = b * s.get("L", torch.zeros(x.shape[0], x.shape[0])) + (1 - b) * g @ g.T
             s["R"] = b * s.get("R", torch.zeros(x.shape[1], x.shape[1])) + (1 - b) * g.T @ g
             if t == 1 or t % backprop.SOAP_EVERY == 0:
-                s["QL"], s["QR"] = torch.linalg.eigh(s["L"]).eigenvectors, torch.linalg.eigh(s["R"]).eigenvectors
+                s["QL"], s["QR"] = (torch.linalg.eigh(s[k].double()).eigenvectors.float() for k in "LR")
 
 
 def test_soap_matches_a_per_tensor_reference():
@@ -211,6 +211,45 @@ def test_soap_matches_a_per_tensor_reference():
     assert torch.allclose(flat, torch.cat([t.reshape(-1) for t in tensors]), atol=1e-5)
     assert not torch.allclose(flat[:16], adam_flat[:16], atol=1e-3)  # the rotation changes the matrices' updates
     assert torch.equal(flat[16:20], adam_flat[16:20])  # and leaves the vectors' alone
+
+
+@pytest.mark.parametrize("failure", ["raises", "nan"])
+def test_soap_keeps_its_bases_where_a_decomposition_fails(monkeypatch, failure):
+    # float32 LAPACK returns NaN eigenvectors on averages decayed to subnormals (a dead unit's); whatever the
+    # cause, a failed decomposition must not reach the parameters
+    generator = torch.Generator().manual_seed(5)
+    flat = torch.randn(16, generator=generator)
+    soap = backprop.Soap(flat, [(0, 4, 4)])
+    for _ in range(backprop.SOAP_EVERY - 1):
+        soap.step(torch.randn(16, generator=generator), 0.01)
+    bases = [soap.groups[0][name].clone() for name in ("q_left", "q_right")]
+    seen = []
+
+    def failing(matrix):
+        seen.append(matrix.dtype)
+        if failure == "raises":
+            raise torch.linalg.LinAlgError("failed to converge")
+        nan = torch.full_like(matrix, float("nan"))
+        return torch.return_types.linalg_eigh((nan[..., 0], nan))
+
+    monkeypatch.setattr(torch.linalg, "eigh", failing)
+    for _ in range(3):
+        soap.step(torch.randn(16, generator=generator), 0.01)
+    assert seen == [torch.float64, torch.float64]  # decomposed in float64, at step SOAP_EVERY only
+    assert torch.equal(soap.groups[0]["q_left"], bases[0]) and torch.equal(soap.groups[0]["q_right"], bases[1])
+    assert torch.isfinite(flat).all()
+
+
+def test_soap_bases_of_subnormal_averages_are_orthonormal():
+    # a unit that stopped receiving gradient: its row and column of G^T G decayed to subnormal float32 values
+    generator = torch.Generator().manual_seed(6)
+    g = torch.randn(40, 12, generator=generator) * 1e-3
+    statistics = (g.T @ g)[None]
+    statistics[0, 3, :] = statistics[0, :, 3] = 1.26e-44 * torch.sign(torch.randn(12, generator=generator))
+    statistics[0, 5, :] = statistics[0, :, 5] = 0.0
+    q = backprop._eigenvectors(statistics, torch.eye(12)[None])
+    assert q.dtype == torch.float32
+    assert torch.allclose(q[0].T @ q[0], torch.eye(12), atol=1e-6)
 
 
 def test_training_lowers_the_loss_and_writes_back():
