@@ -249,6 +249,8 @@ def train_mesh(
         table = PointTable(model, torch.from_numpy(np.ascontiguousarray(samples.points)).to(device))
         loss = fit(model, samples, options.train, generator, device, on_step, threads, table)
     log.info("trained: final L1 loss %.5f", loss)
+    for name, parameter in model.named_parameters():
+        _refuse_diverged(name, parameter.detach().cpu().numpy(), f" (final L1 loss {loss:.4g})")
     if not describes_a_surface(model, samples):
         raise KscInputError(
             f"training collapsed: the network has the same sign everywhere (final L1 loss {loss:.4f}), so its file"
@@ -379,10 +381,17 @@ def quantized_key_spheres(signed_distance: SignedDistance, count: int) -> tuple[
     return codec.decode(codec.encode(spheres), spheres.shape), codec
 
 
+def _refuse_diverged(name: str, values: np.ndarray, context: str = "") -> None:
+    """Raise the one-line error of a diverged training when tensor ``values`` holds a non-finite or huge value."""
+    if not np.all(np.isfinite(values)) or np.abs(values).max() > DIVERGED_MAGNITUDE:
+        raise KscInputError(
+            f"training diverged: tensor {name!r} has non-finite or huge values{context}; try a lower --lr or another --seed"
+        )
+
+
 def _quantized_record(name: str, values: np.ndarray, bits: int, step_scale: float = 1.0) -> TensorRecord:
     """One step per tensor (the RMS step at ``bits`` times ``step_scale``), range-coded integers
     (the codec :class:`ksc.quantize.FakeQuantizer` mirrors)."""
-    if not np.all(np.isfinite(values)) or np.abs(values).max() > DIVERGED_MAGNITUDE:
-        raise KscInputError(f"training diverged: tensor {name!r} has non-finite or huge values (try a lower learning rate)")
+    _refuse_diverged(name, values)
     codec = ArithmeticUniformCodec(bits)
     return TensorRecord(name, values.shape, codec, codec.encode(values, step_scale))

@@ -162,6 +162,15 @@ def test_a_collapsed_network_describes_no_surface():
     assert not describes_a_surface(Field(-0.3), samples)
 
 
+def test_a_diverged_training_is_named_so():
+    from dataclasses import replace
+
+    options = quick_options(steps=200)
+    options = replace(options, train=replace(options.train, learning_rate=1e8))
+    with pytest.raises(KscInputError, match=r"^training diverged: .*final L1 loss .*try a lower --lr"):
+        encode_mesh(make_torus(), options)
+
+
 def test_a_mesh_with_flipped_faces_encodes_its_shape_and_says_so():
     import trimesh
 
