@@ -148,9 +148,9 @@ class EncodeOptions:
         return LONG_TRAINING_UNIFORM_SHARE if self.train.steps >= LONG_TRAINING_STEPS else SHORT_TRAINING_UNIFORM_SHARE
 
 
-FAST_SUMMARY = "~7.0 KB in ~12-16 s on 2 cores, at ~1.7x the default's Chamfer-L1"
-"""The fast preset's measured medians on six meshes of both folders (benchmarks/results/encode-versions.md, AMD
-EPYC), as --help shows them. Against Draco it was ~3x with Adam (rd-fast.md), not rerun since SOAP."""
+FAST_SUMMARY = "~7.0 KB in ~12 s on 2 cores, at ~1.6x the default's Chamfer-L1"
+"""The fast preset's measured medians over the 24 meshes of both folders (benchmarks/results/encode-profile-fast.md
+and rd-fast.md against rd.md, AMD EPYC), as --help shows them."""
 
 
 @dataclass(frozen=True)
