@@ -130,8 +130,8 @@ def _eigenvectors(statistics: torch.Tensor, previous: torch.Tensor) -> torch.Ten
     """Eigenvectors (B, n, n) of the symmetric ``statistics`` (B, n, n), in float64; ``previous`` where that fails.
 
     A unit whose gradient has vanished leaves averages that decay into float32's subnormal range, on which
-    LAPACK's float32 ``syevd`` returns NaN without raising (thingi_44234 at seed 1 after 5890 steps); in
-    float64 these are ordinary numbers, at ~1.25x the decomposition's time.
+    LAPACK's float32 ``syevd`` returns NaN or inaccurate vectors without raising; in float64 these are
+    ordinary numbers, at ~1.25x the decomposition's time.
     """
     try:
         vectors = torch.linalg.eigh(statistics.double()).eigenvectors.to(previous.dtype)

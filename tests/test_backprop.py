@@ -189,7 +189,7 @@ def _reference_soap(tensors, gradients, state, learning_rate):
             s["L"] = b * s.get("L", torch.zeros(x.shape[0], x.shape[0])) + (1 - b) * g @ g.T
             s["R"] = b * s.get("R", torch.zeros(x.shape[1], x.shape[1])) + (1 - b) * g.T @ g
             if t == 1 or t % backprop.SOAP_EVERY == 0:
-                s["QL"], s["QR"] = (torch.linalg.eigh(s[k].double()).eigenvectors.float() for k in "LR")
+                s["QL"], s["QR"] = (torch.linalg.eigh(s[side].double()).eigenvectors.float() for side in "LR")
 
 
 def test_soap_matches_a_per_tensor_reference():
