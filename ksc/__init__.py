@@ -6,6 +6,7 @@ Two functions do the work, like zstandard's or DracoPy's::
     data = ksc.encode("bunny.obj")          # bytes of a .ksc file, 5-9 KB
     mesh = ksc.decode(data)                 # trimesh.Trimesh with vertex normals
     ksc.info(data)                          # what the file holds, as a dict
+    mesh = ksc.load("bunny.ksc")            # a file by its path; trimesh.load_mesh("bunny.ksc") works too
 
 ``decode`` and ``info`` run in numpy and never import torch; ``encode`` trains
 a network and needs the ``encode`` extra (torch, pysdf, libigl).
@@ -14,9 +15,18 @@ a network and needs the ``encode`` extra (torch, pysdf, libigl).
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _package_version
 
-__version__ = "0.15.0"
-__all__ = ["encode", "decode", "info", "__version__"]
+try:
+    __version__ = _package_version("ksc")  # stated once, in pyproject.toml
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+__all__ = ["encode", "decode", "info", "load", "__version__"]
+
+from ksc.trimesh_loader import install as _install_trimesh_loader
+
+_install_trimesh_loader()
 
 
 def encode(
@@ -82,6 +92,12 @@ def decode(data: bytes, resolution: int | None = None, faces: int | None = None)
     from ksc.decoder import decode as decode_bytes
 
     return decode_bytes(bytes(data), DEFAULT_RESOLUTION if resolution is None else resolution, faces=faces).mesh
+
+
+def load(path: str | os.PathLike, resolution: int | None = None, faces: int | None = None):
+    """Decode the ``.ksc`` file at ``path`` into a ``trimesh.Trimesh`` (:func:`decode` of its bytes)."""
+    with open(path, "rb") as file:
+        return decode(file.read(), resolution=resolution, faces=faces)
 
 
 def info(data: bytes) -> dict:
