@@ -8,7 +8,7 @@ demo: setup
 	./scripts/demo.sh
 
 test: setup
-	.venv/bin/ruff check ksc format cli tests benchmarks
+	.venv/bin/ruff check ksc format cli tests benchmarks research
 	.venv/bin/python -m pytest
 
 bench: setup
