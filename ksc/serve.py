@@ -9,6 +9,7 @@ shows on reload.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,6 @@ PAGES = {
     "/ksc-viewer.js": ("ksc-viewer.js", "text/javascript; charset=utf-8"),
     "/ksc-worker.js": ("ksc-worker.js", "text/javascript; charset=utf-8"),
 }
-FILE_PATH = "/file.ksc"
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,9 @@ class _Handler(BaseHTTPRequestHandler):
         super().__init__(*args, **kwargs)
 
     def do_GET(self):  # noqa: N802 (http.server's name)
-        path = self.path.split("?", 1)[0]
+        path = urllib.parse.unquote(self.path.split("?", 1)[0])
         try:
-            if path == FILE_PATH:
+            if path == file_path(self.ksc_file):
                 body, kind = self.ksc_file.read_bytes(), "application/octet-stream"
             elif path in PAGES:
                 name, kind = PAGES[path]
@@ -78,7 +78,13 @@ def make_server(path, port: int = 0) -> ThreadingHTTPServer:
     return ThreadingHTTPServer(("127.0.0.1", port), partial(_Handler, ksc_file=ksc_file))
 
 
+def file_path(ksc_file: Path) -> str:
+    """Where the file is served: under its own name, so that the page shows it (``/files/bunny.ksc``)."""
+    return "/files/" + ksc_file.name
+
+
 def page_url(server: ThreadingHTTPServer) -> str:
     """The address a browser opens: the page, told to load the served file."""
     host, port = server.server_address[:2]
-    return f"http://{host}:{port}/?file={FILE_PATH}"
+    name = urllib.parse.quote(file_path(server.RequestHandlerClass.keywords["ksc_file"]))
+    return f"http://{host}:{port}/?file={urllib.parse.quote(name, safe='')}"

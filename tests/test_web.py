@@ -60,6 +60,13 @@ def js_decode(files: list[bytes], points: np.ndarray | None = None, cells: int =
 # -- the reader and the network, in node ---------------------------------------------------------------------------
 
 
+def test_the_web_package_has_ksc_s_version():
+    import ksc
+
+    for name in ("package.json", "package-lock.json"):
+        assert json.loads((WEB / name).read_text())["version"] == ksc.__version__, name
+
+
 def test_js_field_matches_python_on_every_golden_file():
     rng = np.random.default_rng(7)
     points = rng.uniform(-1.2, 1.2, (3000, 3)).astype(np.float32)
@@ -263,7 +270,7 @@ def test_view_serves_the_page_and_the_file_and_stops_on_ctrl_c(tmp_path):
         assert "ksc-viewer.js" in page
         script = urllib.request.urlopen(base + "ksc-viewer.js", timeout=10)
         assert script.headers["Content-Type"].startswith("text/javascript")
-        assert urllib.request.urlopen(base + "file.ksc", timeout=10).read() == CURRENT.read_bytes()
+        assert urllib.request.urlopen(base + "files/" + CURRENT.name, timeout=10).read() == CURRENT.read_bytes()
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(base + "../etc/passwd", timeout=10)
     finally:
@@ -307,6 +314,8 @@ def test_page_renders_what_preview_renders(tmp_path):
         viewing.stop()
     assert result["state"] == "refined" and result["error"] is None and not result["messages"], result
     assert result["triangles"] > 1000
+    # The status line names the served file and its real size (the buffer handed to the worker is not).
+    assert result["status"].startswith(f"{CURRENT.name}: {len(CURRENT.read_bytes()):,} bytes"), result["status"]
     page = _png_silhouette(tmp_path / "page.png")
     expected = np.any(preview(CURRENT.read_bytes(), SIZE) < 250, axis=2)
     iou = (page & expected).sum() / (page | expected).sum()

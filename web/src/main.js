@@ -67,6 +67,7 @@ async function open(name, bytesPromise) {
     return;
   }
   if (!viewer) return;
+  const size = bytes.length; // the buffer is handed to the worker below, which empties this view
   const mine = new Worker(new URL("ksc-worker.js", import.meta.url), { type: "module" });
   worker = mine;
   let about = name;
@@ -80,7 +81,7 @@ async function open(name, bytesPromise) {
     if (data.kind === "header") {
       page.timings.load = performance.now() - start;
       viewer.setSpheres(data.spheres);
-      about = `${name}: ${bytes.length.toLocaleString("en")} bytes, format ${data.version.join(".")}, ${data.model.spheres} key spheres`;
+      about = `${name}: ${size.toLocaleString("en")} bytes, format ${data.version.join(".")}, ${data.model.spheres} key spheres`;
       status.textContent = `${about} — extracting the surface…`;
       return;
     }
@@ -125,5 +126,5 @@ spheresToggle.addEventListener("change", () => viewer && viewer.showSpheres(sphe
 document.getElementById("reset").addEventListener("click", () => viewer && viewer.resetView());
 
 const url = new URLSearchParams(window.location.search).get("file");
-if (url && viewer) open(url.split("/").pop(), fetchBytes(url));
+if (url && viewer) open(decodeURIComponent(url.split("/").pop()), fetchBytes(url));
 else if (viewer) status.textContent = "Open a .ksc file (button above, or drop it on the page).";

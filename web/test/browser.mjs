@@ -39,7 +39,7 @@ try {
   const pageLoadMs = Date.now() - started;
   const result = await page.evaluate(() => {
     const { state, error, timings, triangles } = window.kscViewer;
-    return { state, error, timings, triangles };
+    return { state, error, timings, triangles, status: document.getElementById("status").textContent };
   });
   const canvas = page.locator("#view");
   await page.evaluate((px) => {
