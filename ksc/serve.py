@@ -75,7 +75,9 @@ def make_server(path, port: int = 0) -> ThreadingHTTPServer:
     ksc_file = Path(path)
     if not ksc_file.is_file():
         raise KscInputError(f"{path}: no such file")
-    return ThreadingHTTPServer(("127.0.0.1", port), partial(_Handler, ksc_file=ksc_file))
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_Handler, ksc_file=ksc_file))
+    server.ksc_file = ksc_file
+    return server
 
 
 def file_path(ksc_file: Path) -> str:
@@ -86,5 +88,5 @@ def file_path(ksc_file: Path) -> str:
 def page_url(server: ThreadingHTTPServer) -> str:
     """The address a browser opens: the page, told to load the served file."""
     host, port = server.server_address[:2]
-    name = urllib.parse.quote(file_path(server.RequestHandlerClass.keywords["ksc_file"]))
+    name = urllib.parse.quote(file_path(server.ksc_file))
     return f"http://{host}:{port}/?file={urllib.parse.quote(name, safe='')}"

@@ -36,7 +36,7 @@ import torch
 from ksc.format.rangecoder import _Encoder, encode_integers
 from research.prior import grid
 from research.prior.data import CACHE, mesh_oracle, shape_samples
-from research.prior.model import TARGET_CLIP, blend, load_decoder
+from research.prior.model import blend, cell_units, load_decoder
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,9 @@ def fit_latents(decoder, samples: dict, steps: int, step_size: float, rate: floa
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    h = grid.spacing(int(samples["resolution"]))
     corners = torch.from_numpy(samples["corners"].astype(np.int64))
     fractions = torch.from_numpy(samples["fractions"])
-    bound = torch.from_numpy(samples["bound"] / h)
-    target = torch.from_numpy(np.clip(samples["sdf"] / h, -TARGET_CLIP, TARGET_CLIP).astype(np.float32))
+    bound, target = (torch.from_numpy(a) for a in cell_units(samples))
     table = torch.zeros(int(samples["n_active"]), decoder.config["channels"], requires_grad=True)
     decoder = copy.deepcopy(decoder)
     biases = [m.bias for m in decoder.net if isinstance(m, torch.nn.Linear)]
@@ -129,13 +127,13 @@ def fit_latents(decoder, samples: dict, steps: int, step_size: float, rate: floa
 
 def fit_error(decoder, samples: dict, latents: np.ndarray) -> float:
     """Mean |predicted - true| signed distance over h on ``samples`` (all of them) for the given latents."""
-    h = grid.spacing(int(samples["resolution"]))
+    bound, target = cell_units(samples)
     table = torch.from_numpy(latents.astype(np.float32))
     fractions = torch.from_numpy(samples["fractions"])
     with torch.no_grad():
         latent = blend(table, torch.from_numpy(samples["corners"].astype(np.int64)), fractions)
-        prediction = decoder(latent, fractions, torch.from_numpy(samples["bound"] / h)).numpy()
-    return float(np.abs(prediction - np.clip(samples["sdf"] / h, -TARGET_CLIP, TARGET_CLIP)).mean())
+        prediction = decoder(latent, fractions, torch.from_numpy(bound)).numpy()
+    return float(np.abs(prediction - target).mean())
 
 
 def decode_surface(decoder, latents: np.ndarray, active: np.ndarray, resolution: int, spheres: np.ndarray):
@@ -157,8 +155,9 @@ def decode_surface(decoder, latents: np.ndarray, active: np.ndarray, resolution:
     values = np.where(votes > 0, -h, h).astype(np.float32)
     table = torch.from_numpy(latents.astype(np.float32))
     with torch.no_grad():
-        for start in range(0, int(full.sum()), 262144):
-            pick = np.flatnonzero(full)[start : start + 262144]
+        evaluated = np.flatnonzero(full)
+        for start in range(0, len(evaluated), 262144):
+            pick = evaluated[start : start + 262144]
             f = torch.from_numpy(fractions[pick])
             bound = torch.from_numpy(grid.sphere_bound(nodes[pick], spheres) / h)
             values[pick] = decoder(blend(table, torch.from_numpy(corners[pick]), f), f, bound).numpy() * h
@@ -284,6 +283,7 @@ def markdown(rows: list[dict], title: str, command: str) -> str:
             f"| {r['chamfer_l1']:.5f} | {r['chamfer_ratio']:.2f} "
             f"| {r['p99_ratio']:.2f} | {r['normal_ratio']:.2f} |"
         )
+    curves = json.loads(RD.read_text())["curves"]
     lines += [
         "",
         "Nearest point to each target size (ratios against Draco at that point's own bytes):",
@@ -297,7 +297,7 @@ def markdown(rows: list[dict], title: str, command: str) -> str:
         for target in (5000, 7000, 10000):
             r = min(mine, key=lambda r, target=target: abs(np.log(r["bytes"] / target)))
             cells.append(f"{r['bytes']} B: CD {r['chamfer_ratio']:.2f}x, p99 {r['p99_ratio']:.2f}x, NE {r['normal_ratio']:.2f}x")
-        d = draco_at(json.loads(RD.read_text())["curves"], mesh, mine[0]["ksc_default_bytes"])
+        d = draco_at(curves, mesh, mine[0]["ksc_default_bytes"])
         cells.append(f"{mine[0]['ksc_default_bytes']} B: CD {mine[0]['ksc_default_chamfer_l1'] / d['chamfer_l1']:.2f}x")
         lines.append(f"| {mesh} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

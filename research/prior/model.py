@@ -39,6 +39,14 @@ class PriorDecoder(nn.Module):
         return self.net(features)[:, 0]
 
 
+def cell_units(samples: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A shape's key-sphere bound over h ``(N,)`` and target, the signed distance over h clipped to
+    +-TARGET_CLIP ``(N,)``, both float32, from its arrays (``research.prior.data.shape_samples``)."""
+    h = grid.spacing(int(samples["resolution"]))
+    bound = (samples["bound"] / h).astype(np.float32)
+    return bound, np.clip(samples["sdf"] / h, -TARGET_CLIP, TARGET_CLIP).astype(np.float32)
+
+
 def blend(table: torch.Tensor, corners: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
     """Trilinear blend ``(N, C)`` of latent rows ``table[corners]`` (corners ``(N, 8)``)."""
     weights = grid.trilinear_weights(fractions)

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from research.prior import grid
 from research.prior.data import CACHE
-from research.prior.model import TARGET_CLIP, PriorDecoder, blend, save_decoder
+from research.prior.model import PriorDecoder, blend, cell_units, save_decoder
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +34,19 @@ class Shapes:
         corners, fractions, bound, target, starts, offsets, self.names = [], [], [], [], [0], [0], []
         for f in files:
             d = np.load(f)
-            h = grid.spacing(int(d["resolution"]))
             corners.append(d["corners"])
             fractions.append(d["fractions"])
-            bound.append(d["bound"] / h)
-            target.append(np.clip(d["sdf"] / h, -TARGET_CLIP, TARGET_CLIP))
+            shape_bound, shape_target = cell_units(d)
+            bound.append(shape_bound)
+            target.append(shape_target)
             offsets.append(offsets[-1] + int(d["n_active"]))
             starts.append(starts[-1] + len(d["sdf"]))
             self.names.append(f.name)
         self.device = device
         self.corners = torch.from_numpy(np.concatenate(corners).astype(np.int64)).to(device)
         self.fractions = torch.from_numpy(np.concatenate(fractions)).to(device)
-        self.bound = torch.from_numpy(np.concatenate(bound).astype(np.float32)).to(device)
-        self.target = torch.from_numpy(np.concatenate(target).astype(np.float32)).to(device)
+        self.bound = torch.from_numpy(np.concatenate(bound)).to(device)
+        self.target = torch.from_numpy(np.concatenate(target)).to(device)
         self.starts = np.array(starts)
         self.offsets = np.array(offsets)
         self.rows = int(offsets[-1])
