@@ -47,7 +47,8 @@ if ! "$VENV/bin/python" -c "import ksc.format, pysdf, igl, distributed" 2>/dev/n
     touch "$VENV/.ksc-installed"
 fi
 
-# The web viewer: npm packages pinned by web/package-lock.json, bundled into ksc/viewer/ (served by `ksc view`).
+# The web code: npm packages pinned by web/package-lock.json; the viewer bundled into ksc/viewer/ (served by
+# `ksc view`) and the npm package ksc-decoder into web/dist/ (`npm pack web/dist`).
 if command -v npm >/dev/null 2>&1; then
     if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
         echo "setup: installing the web viewer's npm packages"

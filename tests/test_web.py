@@ -60,13 +60,6 @@ def js_decode(files: list[bytes], points: np.ndarray | None = None, cells: int =
 # -- the reader and the network, in node ---------------------------------------------------------------------------
 
 
-def test_the_web_package_has_ksc_s_version():
-    import ksc
-
-    for name in ("package.json", "package-lock.json"):
-        assert json.loads((WEB / name).read_text())["version"] == ksc.__version__, name
-
-
 def test_js_field_matches_python_on_every_golden_file():
     rng = np.random.default_rng(7)
     points = rng.uniform(-1.2, 1.2, (3000, 3)).astype(np.float32)

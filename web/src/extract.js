@@ -3,7 +3,8 @@
 // quad per grid edge it crosses). No lookup tables; vertex normals come from the field's own values around
 // each vertex. Everything is in the normalized frame, positive inside.
 
-const START_CELLS = 16; // cells per axis of the first, fully evaluated grid
+import { START_CELLS } from "./limits.js";
+
 const MARGIN = 1.5; // a cell whose centre lies further than MARGIN x its half-diagonal from the zero level is empty
 const DISTANCE_CELLS = 32; // down to cells this coarse (per axis) the distance test splits cells; finer, only signs
 
@@ -24,8 +25,9 @@ const EDGES = [
  * same surfaces on seven default files).
  * Yields {cells, positions, normals: Float32Array (3V), indices: Uint32Array (3F), evaluations} for each grid
  * size in `sizes` (and for `cells` itself), coarsest first: a coarse mesh costs nothing the fine one does not.
+ * `onLevel(size)`, if given, is called as each level's crossed cells are known (for progress reports).
  */
-export function* extractSurfaces(field, bound, cells, sizes = []) {
+export function* extractSurfaces(field, bound, cells, sizes = [], onLevel = null) {
   if (!(cells >= START_CELLS && Number.isInteger(Math.log2(cells / START_CELLS)))) {
     throw new RangeError(`cells must be ${START_CELLS} times a power of two, got ${cells}`);
   }
@@ -104,6 +106,7 @@ export function* extractSurfaces(field, bound, cells, sizes = []) {
     for (const id of candidates) if (crossed(id, offsets)) crossing.add(id);
     const size = cells / step;
     if (size > DISTANCE_CELLS) closeGaps(crossing, step); // these cells were split for their sign alone
+    if (onLevel) onLevel(size);
     if (step === 1 || sizes.includes(size)) yield { cells: size, ...surfaceNets(values, N, axis, h * step, crossing, step), evaluations };
     if (step === 1) return;
     const half = step / 2;

@@ -8,10 +8,9 @@ import { decompress } from "fzstd";
 
 import { codecFromConfig } from "./codecs.js";
 import { KscFormatError } from "./errors.js";
+import { MAX_BODY_BYTES, MAX_FILE_BYTES } from "./limits.js";
 
 export const READABLE_MAJORS = [1, 2, 3, 4, 5];
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
-export const MAX_FILE_BYTES = MAX_BODY_BYTES + 1024 * 1024;
 const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_TENSORS = 256;
 const MAX_TENSOR_VALUES = 4 * 1024 * 1024;
@@ -258,7 +257,7 @@ export function readContainer(data) {
   const [major, minor] = [data[4], data[5]];
   if (!READABLE_MAJORS.includes(major)) {
     const readable = READABLE_MAJORS.map((m) => `${m}.x`).join(", ");
-    throw new KscFormatError(`format version ${major}.${minor} is not supported; this reader reads ${readable}`);
+    throw new KscFormatError(`format version ${major}.${minor} is not supported; this ksc reads ${readable}`);
   }
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   if (crc32(data.subarray(0, data.length - 4)) !== view.getUint32(data.length - 4, true)) {

@@ -5,7 +5,7 @@
 // fine surface drawn) or "error"; error, the message shown; timings, milliseconds from opening to each state;
 // triangles; render(), showSpheres(bool) and orbitTiming(frames) (milliseconds a frame while orbiting).
 
-import { MAX_FILE_BYTES } from "./format.js";
+import { MAX_FILE_BYTES } from "./limits.js";
 import { createViewer } from "./viewer.js";
 
 const FIRST_CELLS = 64;

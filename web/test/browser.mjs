@@ -6,18 +6,12 @@
 // is opened through the page's file picker instead of ?file=. Used by tests/test_web.py and benchmarks/web.py.
 import { writeFileSync } from "node:fs";
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 
 const [url, out, sizeText = "512", orbitFrames = "0", orbitViewport = "1280x720"] = process.argv.slice(2);
 const size = Number(sizeText);
 const [orbitWidth, orbitHeight] = orbitViewport.split("x").map(Number);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: size, height: size + 200 }, deviceScaleFactor: 1 });
   let downloadBytes = 0;
