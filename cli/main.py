@@ -23,9 +23,9 @@ from ksc.threads import TRAINING_THREADS, training_threads
 from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
 
-EXTRAS = {"torch": "encode", "pysdf": "encode", "igl": "encode", "dask": "batch", "distributed": "batch"}
-"""Modules of the extras, by the extra that installs them: `encode` and `compare` need torch, pysdf and
-libigl, `batch` needs dask.distributed too; decoding needs none."""
+EXTRAS = {"torch": "encode", "igl": "encode", "pysdf": "pysdf", "dask": "batch", "distributed": "batch"}
+"""Modules of the extras, by the extra that installs them: `encode` and `compare` need torch and libigl,
+`encode --distance pysdf` pysdf, `batch` dask.distributed too; decoding needs none."""
 
 
 class KscGroup(click.Group):

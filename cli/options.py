@@ -95,7 +95,8 @@ ENCODE_OPTIONS = [
         type=click.Choice(DISTANCES),
         default=DEFAULTS.distance,
         show_default=True,
-        help="Training distances: exact (libigl AABB tree) or pysdf (faster, approximate: worse fits on thin meshes).",
+        help="Training distances: exact (libigl AABB tree) or pysdf (faster, approximate: worse fits on thin meshes; "
+        "needs the pysdf extra).",
     ),
     click.option(
         "--preset",

@@ -9,7 +9,7 @@ Two functions do the work, like zstandard's or DracoPy's::
     mesh = ksc.load("bunny.ksc")            # a file by its path; trimesh.load_mesh("bunny.ksc") works too
 
 ``decode`` and ``info`` run in numpy and never import torch; ``encode`` trains
-a network and needs the ``encode`` extra (torch, pysdf, libigl).
+a network and needs the ``encode`` extra (torch, libigl).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = _package_version("ksc")  # stated once, in pyproject.toml
@@ -28,15 +29,18 @@ from ksc.trimesh_loader import install as _install_trimesh_loader
 
 _install_trimesh_loader()
 
+if TYPE_CHECKING:  # for annotations only: `ksc info` must not import trimesh
+    import trimesh
+
 
 def encode(
-    mesh,
+    mesh: trimesh.Trimesh | str | os.PathLike,
     preset: str = "default",
     max_bytes: int | None = None,
     seed: int = 0,
     device: str = "auto",
     threads: int | None = None,
-    **options,
+    **options: Any,
 ) -> bytes:
     """Encode a triangle mesh into ``.ksc`` bytes.
 
@@ -75,7 +79,7 @@ def encode(
         return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes, threads=threads).data
 
 
-def decode(data: bytes, resolution: int | None = None, faces: int | None = None):
+def decode(data: bytes, resolution: int | None = None, faces: int | None = None) -> trimesh.Trimesh:
     """Decode ``.ksc`` bytes into a ``trimesh.Trimesh`` in the input's position and scale, with vertex normals.
 
     Parameters
@@ -94,7 +98,7 @@ def decode(data: bytes, resolution: int | None = None, faces: int | None = None)
     return decode_bytes(bytes(data), DEFAULT_RESOLUTION if resolution is None else resolution, faces=faces).mesh
 
 
-def load(path: str | os.PathLike, resolution: int | None = None, faces: int | None = None):
+def load(path: str | os.PathLike, resolution: int | None = None, faces: int | None = None) -> trimesh.Trimesh:
     """Decode the ``.ksc`` file at ``path`` into a ``trimesh.Trimesh`` (:func:`decode` of its bytes)."""
     with open(path, "rb") as file:
         return decode(file.read(), resolution=resolution, faces=faces)

@@ -43,7 +43,7 @@ fi
 # pysdf's setup.py misreads Eigen 3.4's version unless the headers are on CPATH.
 if ! "$VENV/bin/python" -c "import ksc.format, pysdf, igl, distributed" 2>/dev/null || [ pyproject.toml -nt "$VENV/.ksc-installed" ]; then
     echo "setup: installing ksc and its dependencies"
-    CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[encode,batch,test]"
+    CPATH=/usr/include/eigen3${CPATH:+:$CPATH} "${PIP[@]}" install -e ".[encode,pysdf,batch,test]"
     touch "$VENV/.ksc-installed"
 fi
 

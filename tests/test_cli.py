@@ -348,3 +348,23 @@ def test_the_fast_preset_trains_shorter_and_explicit_options_win():
     assert fast.model == EncodeOptions().model and fast.weight_bits == 8 and not fast.allocate_steps
     chosen = _job("--preset", "fast", "--steps", "500", "--samples", "60000", "--qat-steps", "0").options
     assert (chosen.train.steps, chosen.samples, chosen.qat_steps, chosen.train.batch_size) == (500, 60000, 0, 1024)
+
+
+def test_distance_pysdf_without_pysdf_names_its_own_extra(encoded, tmp_path, monkeypatch):
+    """pysdf is not in the `encode` extra (it compiles from source): only --distance pysdf needs it."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_pysdf(name, *args, **kwargs):
+        if name == "pysdf":
+            raise ModuleNotFoundError("No module named 'pysdf'", name="pysdf")
+        return real_import(name, *args, **kwargs)
+
+    source, _, _ = encoded
+    monkeypatch.delitem(sys.modules, "pysdf", raising=False)
+    monkeypatch.setattr(builtins, "__import__", without_pysdf)
+    target = tmp_path / "pysdf.ksc"
+    result = CliRunner().invoke(main, ["encode", str(source), str(target), *QUICK, "--steps", "20", "--distance", "pysdf"])
+    assert result.exit_code == 1 and not target.exists()
+    assert "needs pysdf" in result.output and "ksc[pysdf]" in result.output

@@ -7,13 +7,10 @@ Each test skips, saying what is missing, where Node.js, npm, the built package o
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -252,47 +249,21 @@ def test_readme_trimesh_snippet_works_as_printed(tmp_path, monkeypatch):
     assert len(scope["mesh"].faces) == len(decode(CURRENT.read_bytes()).faces)
 
 
-@pytest.fixture
-def repo_server(tmp_path):
-    """An HTTP server of the repository root, and of ``tmp_path`` under /scratch/, on a free local port: its address."""
-    handler = functools.partial(QuietHandler, directory=str(REPO), scratch=tmp_path)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def __init__(self, *args, scratch: Path, **kwargs):
-        self.scratch = scratch
-        super().__init__(*args, **kwargs)
-
-    def translate_path(self, path):
-        if path.startswith("/scratch/"):
-            return str(self.scratch / Path(path).name)
-        return super().translate_path(path)
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
-def _example(url: str, picture: Path) -> dict:
-    command = ["node", str(WEB / "test" / "example.mjs"), url, str(picture)]
+def _example(path: Path, picture: Path) -> dict:
+    command = ["node", str(WEB / "test" / "example.mjs"), str(path), str(picture)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
 
-def test_three_example_page_renders_a_golden_file_through_the_loader(repo_server, tmp_path):
+def test_three_example_page_renders_a_golden_file_through_the_loader(tmp_path):
     _tool("node")
     _chromium()
     if not (DIST / "three.js").is_file() or not (WEB / "node_modules" / "three").is_dir():
         pytest.skip("web/dist/ or three in web/node_modules is missing: run `make setup`")
     from PIL import Image
 
-    result = _example(f"{repo_server}/web/examples/three.html?file=/tests/golden/v5.0/torus.ksc", tmp_path / "page.png")
+    result = _example(CURRENT, tmp_path / "page.png")
     assert result["state"] == "refined" and not result["messages"], result
     assert result["ms"] < result["refinedMs"]  # the 64^3 preview came first
     assert result["triangles"] == len(decode(CURRENT.read_bytes(), resolution=129, faces=0).faces)  # torus: 2E both ways
@@ -301,7 +272,7 @@ def test_three_example_page_renders_a_golden_file_through_the_loader(repo_server
     assert 0.1 < drawn < 0.9, drawn  # the shape is on screen, framed
 
     (tmp_path / "truncated.ksc").write_bytes(CURRENT.read_bytes()[:100])
-    refused = _example(f"{repo_server}/web/examples/three.html?file=/scratch/truncated.ksc", tmp_path / "error.png")
+    refused = _example(tmp_path / "truncated.ksc", tmp_path / "error.png")
     with pytest.raises(KscFormatError) as expected:
         decode(CURRENT.read_bytes()[:100])
     assert refused["state"] == "error" and refused["error"] == str(expected.value)
