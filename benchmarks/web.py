@@ -139,7 +139,7 @@ def save(rows: list[dict], args, machine: str) -> None:
             "",
             f"Machine: {machine}; Debian's Chromium, headless, software WebGL2 (SwiftShader), no GPU.",
             f"Command: `{command.strip()}`. One page load per default file; times are from the page opening the file",
-            "(the decoding runs in a worker): header read, first frame (surface nets on a 64³ grid), fine frame (128³).",
+            "(the decoding runs in a worker): header read, first frame (a 64³ grid), fine frame (128³).",
             "'page load to fine frame' counts from navigation, the page's own download included. 'orbit' draws",
             f"{ORBIT_FRAMES} frames at {ORBIT_VIEWPORT}, each read back before the next. IoU: the page's silhouette at",
             f"{SIZE}x{SIZE} against `ksc preview`'s (marching cubes at 128³ in Python, the same camera).",

@@ -186,7 +186,7 @@ def save(sizes: list[dict], rows: list[dict], args, machine: str) -> None:
             "First frame: ms from the page opening the file to its first drawn surface: the viewer's 64³ surface,",
             "KSCLoader's 64³ preview (`setPreview(64)`, as `web/examples/three.html` asks). Positions: at 128³, the",
             "distance of each vertex of one decoder's mesh to the other's surface over the bounding-box diagonal",
-            "(JS: surface nets; Python: marching cubes, not decimated).",
+            "(both marching cubes on the same grid edges; Python's not decimated).",
             "",
             markdown_table(summary_columns, summary),
             "",

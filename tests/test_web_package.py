@@ -27,10 +27,10 @@ DIST = WEB / "dist"
 GOLDEN = sorted((REPO / "tests" / "golden").glob("v*/*.ksc"))
 CURRENT = REPO / "tests" / "golden" / "v5.0" / "torus.ksc"
 CHROMIUM = Path("/usr/bin/chromium")
-CELLS = 128  # decode()'s default grid
-POSITION_TOLERANCE = 1e-4  # of the bounding-box diagonal: the bound on JS positions against Python's surface at one grid
-"""Surface nets and marching cubes cut a cell's surface differently; the gap shrinks as the cell's square: on the
-golden tori at most 7e-5-9e-5 at 128^3 (and 2.4e-4-2.8e-4 at 64^3)."""
+CELLS = 64
+POSITION_TOLERANCE = 1e-6
+"""Of the bounding-box diagonal: JS vertices against Python's surface on the same grid. Both run marching cubes
+on the same grid edges, so they differ by float rounding (~1e-7; the issue's target is 1e-4)."""
 
 
 def _tool(name: str) -> str:
@@ -125,7 +125,7 @@ def test_installed_package_decodes_every_golden_file_where_python_does(app):
         np.testing.assert_allclose(spheres[:, 3], field.radii * transform.scale, atol=1e-4 * diagonal)
         info = result["info"]
         assert info["version"] == list(expected.network.container.version) and info["cells"] == CELLS
-        assert result["stages"] == [["header", None]] + [["surface", size] for size in (16, 32, 64, 128)]
+        assert result["stages"] == [["header", None]] + [["surface", size] for size in (16, 32, 64)]
 
 
 def test_installed_package_refuses_what_python_refuses_with_its_message(app):

@@ -1,7 +1,10 @@
 // The zero level of a field as a triangle mesh, in the browser: the network evaluated only near the surface,
-// coarse to fine (ksc/octree.py's idea), then surface nets (one vertex per grid cell the surface crosses, one
-// quad per grid edge it crosses). No lookup tables; vertex normals come from the field's own values around
-// each vertex. Everything is in the normalized frame, positive inside.
+// coarse to fine (ksc/octree.py's idea), then marching cubes, as ksc's Python decoder extracts it (ksc/extract.py,
+// scikit-image's marching cubes): one vertex on each grid edge the surface crosses, where the linear
+// interpolation of its two nodes' values is zero, so that both decoders put the same vertices on the same grid.
+// The triangulation of each of the 256 cell cases is built when the module loads, from a rule on each cube face
+// (see TRIANGLES) rather than a copied table. Vertex normals come from the field's own values around each
+// vertex. Everything is in the normalized frame, positive inside.
 
 import { START_CELLS } from "./limits.js";
 
@@ -13,7 +16,67 @@ const CORNERS = [
 ];
 const EDGES = [
   [0, 1], [2, 3], [4, 5], [6, 7], [0, 2], [1, 3], [4, 6], [5, 7], [0, 4], [1, 5], [2, 6], [3, 7],
-];
+]; // along x (0-3), y (4-7), z (8-11); each from its lower corner
+const EDGE_AXIS = EDGES.map(([p, q]) => CORNERS[q].findIndex((d, n) => d !== CORNERS[p][n]));
+const FACES = [[0, 2, 6, 4], [1, 3, 7, 5], [0, 1, 5, 4], [2, 3, 7, 6], [0, 1, 3, 2], [4, 5, 7, 6]]; // corners in cyclic order
+
+/**
+ * TRIANGLES[config]: the triangles (three edge indices each, counter-clockwise seen from outside) of a cell whose
+ * corners n with bit n of `config` set are inside. On each cube face the crossed edges are joined in pairs: two
+ * crossings make one segment; four (diagonal corners alike) make two segments, each cutting off an inside
+ * corner, so that the two cells sharing a face always join its crossings alike and the surface has no cracks.
+ * The segments close into loops around the cell, each a fan of triangles turned to face the outside corners.
+ * Only ambiguous faces and cells can differ from scikit-image's triangles (which decides them by the values);
+ * the vertices are the same.
+ */
+const TRIANGLES = Array.from({ length: 256 }, (_, config) => cellTriangles(config));
+
+function cellTriangles(config) {
+  const inside = (n) => (config >> n) & 1;
+  const edgeOf = (a, b) => EDGES.findIndex(([p, q]) => (p === a && q === b) || (p === b && q === a));
+  const links = Array.from({ length: 12 }, () => []);
+  const link = (e, f) => {
+    links[e].push(f);
+    links[f].push(e);
+  };
+  for (const face of FACES) {
+    const crossed = [];
+    for (let s = 0; s < 4; s++) if (inside(face[s]) !== inside(face[(s + 1) % 4])) crossed.push(edgeOf(face[s], face[(s + 1) % 4]));
+    if (crossed.length === 2) link(crossed[0], crossed[1]);
+    if (crossed.length === 4) {
+      for (let s = 0; s < 4; s++) if (inside(face[s])) link(edgeOf(face[(s + 3) % 4], face[s]), edgeOf(face[s], face[(s + 1) % 4]));
+    }
+  }
+  const triangles = [];
+  const seen = new Set();
+  for (let start = 0; start < 12; start++) {
+    if (!links[start].length || seen.has(start)) continue;
+    const loop = [start];
+    seen.add(start);
+    for (let previous = -1, edge = start; ; ) {
+      const next = links[edge][0] !== previous ? links[edge][0] : links[edge][1];
+      if (next === start) break;
+      loop.push(next);
+      seen.add(next);
+      [previous, edge] = [edge, next];
+    }
+    // Newell's normal of the loop (through its edges' midpoints) against the sum of its edges' directions from
+    // their inside corner to their outside one.
+    const middle = (e) => [0, 1, 2].map((n) => (CORNERS[EDGES[e][0]][n] + CORNERS[EDGES[e][1]][n]) / 2);
+    const normal = [0, 0, 0];
+    const outward = [0, 0, 0];
+    for (let a = 0; a < loop.length; a++) {
+      const [p, q] = [middle(loop[a]), middle(loop[(a + 1) % loop.length])];
+      for (let n = 0; n < 3; n++) normal[n] += (p[(n + 1) % 3] - q[(n + 1) % 3]) * (p[(n + 2) % 3] + q[(n + 2) % 3]);
+      outward[EDGE_AXIS[loop[a]]] += inside(EDGES[loop[a]][0]) ? 1 : -1;
+    }
+    const facing = normal[0] * outward[0] + normal[1] * outward[1] + normal[2] * outward[2];
+    if (facing === 0) throw new Error(`marching cubes: no outward side for case ${config}`); // never, for any case
+    if (facing < 0) loop.reverse();
+    for (let a = 1; a + 1 < loop.length; a++) triangles.push(loop[0], loop[a], loop[a + 1]);
+  }
+  return Int8Array.from(triangles);
+}
 
 /**
  * The surface of `field` (a SphereField) over [-bound, bound]^3, coarse to fine up to `cells` cells per axis
@@ -107,7 +170,7 @@ export function* extractSurfaces(field, bound, cells, sizes = [], onLevel = null
     const size = cells / step;
     if (size > DISTANCE_CELLS) closeGaps(crossing, step); // these cells were split for their sign alone
     if (onLevel) onLevel(size);
-    if (step === 1 || sizes.includes(size)) yield { cells: size, ...surfaceNets(values, N, axis, h * step, crossing, step), evaluations };
+    if (step === 1 || sizes.includes(size)) yield { cells: size, ...marchingCubes(values, N, axis, h * step, crossing, step), evaluations };
     if (step === 1) return;
     const half = step / 2;
     const centre = half * ((N + 1) * N + 1);
@@ -130,59 +193,56 @@ export function extractSurface(field, bound, cells) {
 }
 
 /**
- * One vertex per crossed cell (`crossing`: ids of their first nodes; cells of `step` nodes, `spacing` wide),
- * one quad per crossed grid edge.
+ * Marching cubes over the crossed cells (`crossing`: ids of their first nodes; cells of `step` nodes, `spacing`
+ * wide): one vertex per crossed grid edge, shared by the cells around it, its normal the sum of those cells'
+ * interpolated gradients there.
  */
-function surfaceNets(values, R, axis, spacing, crossing, step) {
+function marchingCubes(values, R, axis, spacing, crossing, step) {
   const offsets = CORNERS.map(([di, dj, dk]) => step * ((di * R + dj) * R + dk));
-  const cellVertex = new Map();
+  const edgeVertex = new Map(); // (lower node id) * 3 + axis -> vertex index
   const positions = [];
-  const normals = [];
+  const gradients = [];
+  const indices = [];
   const corner = new Float64Array(8);
   for (const id of [...crossing].sort((a, b) => a - b)) {
+    let config = 0;
+    for (let n = 0; n < 8; n++) {
+      corner[n] = values[id + offsets[n]];
+      if (corner[n] > 0) config |= 1 << n;
+    }
     const i = Math.floor(id / (R * R));
     const j = Math.floor(id / R) % R;
     const k = id % R;
-    for (let n = 0; n < 8; n++) corner[n] = values[id + offsets[n]];
-    let sx = 0;
-    let sy = 0;
-    let sz = 0;
-    let crossings = 0;
-    for (const [p, q] of EDGES) {
-      if (corner[p] > 0 === corner[q] > 0) continue;
+    const cellVertex = (e) => {
+      const [p, q] = EDGES[e];
+      const key = (id + offsets[p]) * 3 + EDGE_AXIS[e];
       const t = corner[p] / (corner[p] - corner[q]);
-      sx += CORNERS[p][0] + t * (CORNERS[q][0] - CORNERS[p][0]);
-      sy += CORNERS[p][1] + t * (CORNERS[q][1] - CORNERS[p][1]);
-      sz += CORNERS[p][2] + t * (CORNERS[q][2] - CORNERS[p][2]);
-      crossings += 1;
+      const local = CORNERS[p].map((d, n) => (n === EDGE_AXIS[e] ? t : d));
+      let vertex = edgeVertex.get(key);
+      if (vertex === undefined) {
+        vertex = positions.length / 3;
+        edgeVertex.set(key, vertex);
+        positions.push(axis[i] + local[0] * spacing, axis[j] + local[1] * spacing, axis[k] + local[2] * spacing);
+        gradients.push(0, 0, 0);
+      }
+      const [u, v, w] = local;
+      gradients[3 * vertex] += lerp2(corner[1] - corner[0], corner[3] - corner[2], corner[5] - corner[4], corner[7] - corner[6], v, w);
+      gradients[3 * vertex + 1] += lerp2(corner[2] - corner[0], corner[3] - corner[1], corner[6] - corner[4], corner[7] - corner[5], u, w);
+      gradients[3 * vertex + 2] += lerp2(corner[4] - corner[0], corner[5] - corner[1], corner[6] - corner[2], corner[7] - corner[3], u, v);
+      return vertex;
+    };
+    const vertexOfEdge = new Int32Array(12).fill(-1);
+    for (const e of TRIANGLES[config]) {
+      if (vertexOfEdge[e] < 0) vertexOfEdge[e] = cellVertex(e);
+      indices.push(vertexOfEdge[e]);
     }
-    const [u, v, w] = [sx / crossings, sy / crossings, sz / crossings];
-    // Gradient of the trilinear interpolant of the corner values at (u, v, w); outward is downhill.
-    const gx = lerp2(corner[1] - corner[0], corner[3] - corner[2], corner[5] - corner[4], corner[7] - corner[6], v, w);
-    const gy = lerp2(corner[2] - corner[0], corner[3] - corner[1], corner[6] - corner[4], corner[7] - corner[5], u, w);
-    const gz = lerp2(corner[4] - corner[0], corner[5] - corner[1], corner[6] - corner[2], corner[7] - corner[3], u, v);
-    const length = Math.hypot(gx, gy, gz) || 1;
-    cellVertex.set(id, positions.length / 3);
-    positions.push(axis[i] + u * spacing, axis[j] + v * spacing, axis[k] + w * spacing);
-    normals.push(-gx / length, -gy / length, -gz / length);
   }
-  const indices = [];
-  const quad = (v0, v1, v2, v3, flip) => {
-    if (v0 === undefined || v1 === undefined || v2 === undefined || v3 === undefined) return; // a cell outside the grid
-    if (flip) indices.push(v0, v2, v1, v0, v3, v2);
-    else indices.push(v0, v1, v2, v0, v2, v3);
-  };
-  const [X, Y, Z] = [step * R * R, step * R, step];
-  const at = (cell) => cellVertex.get(cell);
-  for (const [cell] of cellVertex) {
-    const inside = values[cell] > 0;
-    const [i, j, k] = [Math.floor(cell / (R * R)), Math.floor(cell / R) % R, cell % R];
-    // The x-edge from the cell's first node is shared by the cells at -Y, -Z and -Y-Z; likewise for y and z.
-    if (j && k && inside !== values[cell + X] > 0) quad(at(cell - Y - Z), at(cell - Z), at(cell), at(cell - Y), !inside);
-    if (i && k && inside !== values[cell + Y] > 0) quad(at(cell - X - Z), at(cell - X), at(cell), at(cell - Z), !inside);
-    if (i && j && inside !== values[cell + Z] > 0) quad(at(cell - X - Y), at(cell - Y), at(cell), at(cell - X), !inside);
+  const normals = new Float32Array(gradients.length);
+  for (let v = 0; v < gradients.length; v += 3) {
+    const length = Math.hypot(gradients[v], gradients[v + 1], gradients[v + 2]) || 1;
+    for (let c = 0; c < 3; c++) normals[v + c] = -gradients[v + c] / length; // outward is downhill
   }
-  return { positions: Float32Array.from(positions), normals: Float32Array.from(normals), indices: Uint32Array.from(indices) };
+  return { positions: Float32Array.from(positions), normals, indices: Uint32Array.from(indices) };
 }
 
 function lerp2(a, b, c, d, s, t) {
