@@ -17,12 +17,11 @@ packages: setup
 
 bench: setup
 	CPATH=/usr/include/eigen3 .venv/bin/python -m pip -q install -e ".[encode,batch,test,bench]"
-	.venv/bin/python benchmarks/codec.py
-	.venv/bin/python benchmarks/decode.py
-	.venv/bin/python benchmarks/distance.py
-	.venv/bin/python benchmarks/rd.py
-	.venv/bin/python benchmarks/hostile_files.py
-	.venv/bin/python benchmarks/messy_inputs.py
+	.venv/bin/python -m benchmarks.codec
+	.venv/bin/python -m benchmarks.decode
+	.venv/bin/python -m benchmarks.rd
+	.venv/bin/python -m benchmarks.hostile_files
+	.venv/bin/python -m benchmarks.messy_inputs
 
 clean:
 	rm -rf build dist .pytest_cache web/dist

@@ -11,7 +11,7 @@ cold caches). Per run: wall time, meshes per hour, and where the task slots' tim
 start (run start to each slot's first task), the scheduling gaps between a slot's tasks (the scheduler's
 cost per task) and the idle tail (a slot's last task to the end). Then a rerun of a finished default
 folder (every file skipped).
-Writes ``benchmarks/results/batch.{json,md}``. Run: ``.venv/bin/python benchmarks/batch.py``.
+Writes ``benchmarks/results/batch.{json,md}``. Run: ``.venv/bin/python -m benchmarks.batch``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import SHARED_MESHES, command_line, machine_description, markdown_table, write_results  # noqa: E402
-
-from ksc.batch import EncodeJob, run_batch  # noqa: E402
-from ksc.config import EncodeOptions, TrainConfig  # noqa: E402
+from benchmarks.common import SHARED_MESHES, command_line, machine_description, markdown_table, write_results
+from ksc.batch import EncodeJob, run_batch
+from ksc.config import EncodeOptions, TrainConfig
 
 THINGI10K = 10_000
 

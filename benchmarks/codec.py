@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/results/codec[-SUFFIX].{json,md}``: input bytes, binary PLY
 bytes, .ksc bytes, ratios against both, encode and decode seconds, and the
-errors of ``ksc.metrics``. Run: ``.venv/bin/python benchmarks/codec.py``
+errors of ``ksc.metrics``. Run: ``.venv/bin/python -m benchmarks.codec``
 (``--device cuda`` on a GPU machine; ``--only bunny.obj`` for one mesh).
 """
 
@@ -11,13 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     RESULTS,
     SHARED_MESHES,
     command_line,
@@ -27,14 +24,13 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
-
-from ksc.config import DEFAULT_RESOLUTION, EncodeOptions  # noqa: E402
-from ksc.decoder import decode_mesh  # noqa: E402
-from ksc.device import resolve_device  # noqa: E402
-from ksc.encoder import encode_mesh  # noqa: E402
-from ksc.errors import KscError  # noqa: E402
-from ksc.meshio import load_mesh, mesh_bytes  # noqa: E402
-from ksc.metrics import compare_meshes  # noqa: E402
+from ksc.config import DEFAULT_RESOLUTION, EncodeOptions
+from ksc.decoder import decode_mesh
+from ksc.device import resolve_device
+from ksc.encoder import encode_mesh
+from ksc.errors import KscError
+from ksc.meshio import load_mesh, mesh_bytes
+from ksc.metrics import compare_meshes
 
 MEDIANS = ("ksc_bytes", "chamfer_l1", "iou", "encode_s", "decode_s")
 COLUMNS = [

@@ -13,7 +13,7 @@ result instead (its best at the default's bytes then) and searches only the face
 Then, in this process, the default output and the raw marching-cubes mesh
 (``faces=0``) are scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/decode[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/decode.py``.
+Run: ``.venv/bin/python -m benchmarks.decode``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     MESH_FOLDERS,
     command_line,
     compile_ksc,
@@ -40,7 +37,7 @@ from common import (  # noqa: E402
     run_measured,
     write_results,
 )
-from rival import CachedRival, DracoRival  # noqa: E402
+from benchmarks.rival import CachedRival, DracoRival
 
 DRACO_CHILD = Path(__file__).resolve().parent / "draco_decode.py"
 

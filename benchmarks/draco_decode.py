@@ -1,6 +1,6 @@
 """Decode a Draco file and write it as a binary PLY, as a Python user of DracoPy would (benchmarks/decode.py's rival).
 
-Run: ``python benchmarks/draco_decode.py IN.drc OUT.ply``.
+Run: ``python -m benchmarks.draco_decode IN.drc OUT.ply``.
 """
 
 import sys

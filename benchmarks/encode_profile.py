@@ -10,7 +10,7 @@ products only; the sines, cosines, SiLUs and the optimizer's update are extra) a
 against one thread's rate on a large float32 matrix product times the training cores, the most this CPU's BLAS
 gets out of them.
 Writes ``benchmarks/results/encode-profile[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/encode_profile.py --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
+Run: ``.venv/bin/python -m benchmarks.encode_profile --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
 (about 2-3 minutes per mesh on 2 cores; all meshes of both folders without ``--only``).
 """
 
@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
-
-from ksc.config import PRESETS, EncodeOptions, preset_options  # noqa: E402
-from ksc.encoder import STAGES, encode_mesh  # noqa: E402
-from ksc.errors import KscError  # noqa: E402
-from ksc.meshio import load_mesh  # noqa: E402
-from ksc.threads import training_threads  # noqa: E402
+from benchmarks.common import both_folders, command_line, machine_description, markdown_table, results_name, write_results
+from ksc.config import PRESETS, EncodeOptions, preset_options
+from ksc.encoder import STAGES, encode_mesh
+from ksc.errors import KscError
+from ksc.meshio import load_mesh
+from ksc.threads import training_threads
 
 REFERENCE_SIZE = 1024
 """Side of the square float32 matrix product that measures one thread's rate."""

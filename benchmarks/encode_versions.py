@@ -8,7 +8,7 @@ beside today's ``ksc encode --preset P IN OUT`` for each ``--presets`` (``P:STEP
 The order alternates from mesh to mesh, so a drift of this machine's speed falls on both. Every file is
 decoded by today's decoder (format 5.0 is read by both) and scored against the input (``ksc.metrics``).
 Writes ``benchmarks/results/encode-versions[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/encode_versions.py --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
+Run: ``.venv/bin/python -m benchmarks.encode_versions --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
 (an earlier default encode takes 2-3 minutes per mesh on 2 cores).
 """
 
@@ -21,9 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     REPO_ROOT,
     both_folders,
     command_line,

@@ -5,7 +5,7 @@ and a run of the network) either accepts the file or raises KscFormatError;
 anything else is a bug and is counted as ``crashed``. The slowest case and the
 largest Python allocation (tracemalloc) of each class are recorded.
 Writes ``benchmarks/results/hostile_files.{json,md}``.
-Run: ``.venv/bin/python benchmarks/hostile_files.py [--cases N]``.
+Run: ``.venv/bin/python -m benchmarks.hostile_files [--cases N]``.
 """
 
 from __future__ import annotations
@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import REPO_ROOT, markdown_table, write_results  # noqa: E402
-
-from ksc.decoder import verify  # noqa: E402
-from ksc.errors import KscFormatError  # noqa: E402
-from ksc.format.container import PREAMBLE, TRAILER, VERSION  # noqa: E402
-from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw  # noqa: E402
+from benchmarks.common import REPO_ROOT, markdown_table, write_results
+from ksc.decoder import verify
+from ksc.errors import KscFormatError
+from ksc.format.container import PREAMBLE, TRAILER, VERSION
+from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw
 
 GOLDEN = REPO_ROOT / "tests" / "golden" / "v{}.{}".format(*VERSION) / "torus.ksc"
 ABSURD_VALUES = [None, True, -1, 0, 2**31, 2**63, -(2**63), 1e308, float("nan"), float("inf"), "", "x" * 1000, [], [0] * 9, {}]
@@ -143,7 +138,7 @@ def main(argv=None):
         [
             f"# Hostile .ksc files (reader: ksc.decoder.verify; made from {GOLDEN.relative_to(REPO_ROOT)}, {len(golden)} bytes)",
             "",
-            "Made by `python benchmarks/hostile_files.py`. 'accepted' files passed every check: mutations behind a",
+            "Made by `python -m benchmarks.hostile_files`. 'accepted' files passed every check: mutations behind a",
             "recomputed checksum can change a value and still be a valid file.",
             "",
             markdown_table(columns, rows),

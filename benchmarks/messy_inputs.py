@@ -8,7 +8,7 @@ and peak resident memory are recorded. Meshes that encode are decoded with
 ``ksc decode``'s defaults and compared with the input (``ksc.metrics``; IoU uses
 the input's generalized winding number, so it is defined for open meshes too).
 Writes ``benchmarks/results/messy_inputs.{json,md}``.
-Run: ``.venv/bin/python benchmarks/messy_inputs.py [--steps N]``.
+Run: ``.venv/bin/python -m benchmarks.messy_inputs [--steps N]``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import SHARED_MESHES, markdown_table, run_measured, write_results  # noqa: E402
-
-from ksc.meshio import load_mesh  # noqa: E402
-from ksc.metrics import compare_meshes  # noqa: E402
+from benchmarks.common import SHARED_MESHES, markdown_table, run_measured, write_results
+from ksc.meshio import load_mesh
+from ksc.metrics import compare_meshes
 
 SHARED_MESSY = ("bunny_scan_open.obj", "thingi_96481.obj", "thingi_91120_soup.obj")
 BIG_FACES = 2_000_000
@@ -131,7 +128,7 @@ def main(argv=None):
     steps = f"{args.steps} training steps" if args.steps else "default settings"
     markdown = "\n".join(
         [
-            f"# Messy and hostile input meshes ({steps}; made by `python benchmarks/messy_inputs.py`)",
+            f"# Messy and hostile input meshes ({steps}; made by `python -m benchmarks.messy_inputs`)",
             "",
             "Each command ran in its own process; peak memory is that process's maximum resident set.",
             "No failing command left an output file or printed a traceback"

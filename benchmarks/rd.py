@@ -7,7 +7,7 @@ faces) and scored with ``ksc.metrics`` against the input. The rival (``benchmark
 the file's bytes with every quantization 7-14 after each decimator, and along a dense curve of budgets from
 2 to 16 KB; the BD-rate (``rival.bd_rate``) compares ksc's preset points with that curve.
 Writes ``benchmarks/results/rd[-SUFFIX].{json,md}`` and ``rd[-SUFFIX]-all.png``.
-Run: ``.venv/bin/python benchmarks/rd.py --jobs 2 --threads 1`` (needs the ``bench`` extra).
+Run: ``.venv/bin/python -m benchmarks.rd --jobs 2 --threads 1`` (needs the ``bench`` extra).
 ``--jobs N --threads T`` runs N meshes at a time with T torch threads each: errors and bytes are a lone
 run's (the encoder is deterministic), encode seconds are not.
 """
@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     CACHE,
     RESULTS,
     add_parallel_options,
@@ -39,14 +36,13 @@ from common import (  # noqa: E402
     set_torch_threads,
     write_results,
 )
-from rival import CURVE_BUDGETS, CachedRival, bd_rate  # noqa: E402
-
-from ksc.config import PRESETS, preset_options  # noqa: E402
-from ksc.decoder import decode_mesh  # noqa: E402
-from ksc.errors import KscInputError  # noqa: E402
-from ksc.format import read_container  # noqa: E402
-from ksc.meshio import load_mesh, write_atomic  # noqa: E402
-from ksc.metrics import compare_meshes  # noqa: E402
+from benchmarks.rival import CURVE_BUDGETS, CachedRival, bd_rate
+from ksc.config import PRESETS, preset_options
+from ksc.decoder import decode_mesh
+from ksc.errors import KscInputError
+from ksc.format import read_container
+from ksc.meshio import load_mesh, write_atomic
+from ksc.metrics import compare_meshes
 
 METRICS = ("chamfer_l1", "hausdorff", "p99", "normal_error", "iou")
 

@@ -3,24 +3,19 @@
 For each mesh of both folders with a default file in ``benchmarks/.cache/default/`` (written by ``rd.py``):
 the check's Chamfer-L1 and IoU of the file against the repaired input, its seconds, and the margin to the
 limits (limit / Chamfer-L1; (1 - limit) / (1 - IoU)). Writes ``benchmarks/results/selfcheck.{json,md}``.
-Run: ``.venv/bin/python benchmarks/selfcheck.py``.
+Run: ``.venv/bin/python -m benchmarks.selfcheck``.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import CACHE, MESH_FOLDERS, command_line, markdown_table, shared_meshes, write_results  # noqa: E402
-
-from ksc.check import CHECK_RESOLUTION, MAX_CHAMFER, MIN_IOU, check_file  # noqa: E402
-from ksc.meshio import consistently_wound, load_mesh  # noqa: E402
-from ksc.normalize import Transform  # noqa: E402
+from benchmarks.common import CACHE, MESH_FOLDERS, command_line, markdown_table, shared_meshes, write_results
+from ksc.check import CHECK_RESOLUTION, MAX_CHAMFER, MIN_IOU, check_file
+from ksc.meshio import consistently_wound, load_mesh
+from ksc.normalize import Transform
 
 COLUMNS = [
     ("mesh", "mesh", "s"),

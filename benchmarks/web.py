@@ -8,7 +8,7 @@ milliseconds from the page opening the file to its header read, to the first fra
 frame (128³); the page's own download (everything but the .ksc); triangles; milliseconds a frame while
 orbiting at 1280x720; and the IoU of the page's silhouette with ``ksc preview``'s at 512x512.
 ``--screenshot bunny.obj docs/viewer.png`` keeps one file's picture of the page (the README's).
-Writes ``benchmarks/results/web[-SUFFIX].{json,md}``. Run: ``.venv/bin/python benchmarks/web.py``.
+Writes ``benchmarks/results/web[-SUFFIX].{json,md}``. Run: ``.venv/bin/python -m benchmarks.web``.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     MESH_FOLDERS,
     REPO_ROOT,
     command_line,

@@ -11,7 +11,7 @@ viewer, and how close its JavaScript mesh lies to the Python decoder's.
   grid (129 nodes, no decimation): the distance of each JS vertex to Python's surface, and of each Python vertex
   to the JS surface, over the bounding-box diagonal, and both triangle counts.
 
-Writes ``benchmarks/results/web-package[-SUFFIX].{json,md}``. Run: ``.venv/bin/python benchmarks/web_package.py``.
+Writes ``benchmarks/results/web-package[-SUFFIX].{json,md}``. Run: ``.venv/bin/python -m benchmarks.web_package``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     MESH_FOLDERS,
     REPO_ROOT,
     command_line,
@@ -46,6 +44,7 @@ from common import (  # noqa: E402
 WEB = REPO_ROOT / "web"
 DIST = WEB / "dist"
 CELLS = 128
+
 
 def package_sizes() -> list[dict]:
     """Bytes of each minified file of web/dist/, raw and gzipped (level 9), and the totals a browser loads."""

@@ -2,7 +2,7 @@
 
 A step of the default network is some thirty small kernels on 2048 x 34
 matrices; under autograd and ``torch.optim.Adam`` the bookkeeping between them
-cost more than the arithmetic (``benchmarks/train_step.py``). Here the same
+cost more than the arithmetic (``research/design/train_step.py``). Here the same
 function and the same gradients are computed with preallocated buffers:
 
 * what does not depend on the weights is computed once per training point, not

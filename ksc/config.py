@@ -14,7 +14,7 @@ DISTANCES = ("exact", "pysdf")  # backends of ksc.sampling.SignedDistance, named
 DEFAULT_RESOLUTION = 192
 """Marching-cubes grid of a decode: half the network evaluations of 256^3; decimated to twice the source's faces,
 its medians are 1.01-1.03x the Chamfer-L1 and 1.03-1.04x the normal error of the 256^3 marching-cubes mesh on
-the two mesh folders (benchmarks/results/decimation.md)."""
+the two mesh folders (research/design/results/decimation.md)."""
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
 NEAR_SIGMA = 0.005
@@ -70,14 +70,14 @@ class TrainConfig:
     """Optimisation settings (stored in the container for the record)."""
 
     steps: int = 10800
-    """Where SOAP reaches the error of 28 800 Adam steps: between 9600 and 12 000 (benchmarks/results/optimizer.md,
+    """Where SOAP reaches the error of 28 800 Adam steps: between 9600 and 12 000 (research/design/results/optimizer.md,
     encode-versions-steps.md)."""
     batch_size: int = 2048
     learning_rate: float = 2e-2
     time_budget: float | None = None
     optimizer: str = "soap"
     """``soap``: Adam in the eigenbases of each weight matrix's gradient statistics; ``adam``: plain Adam, the
-    reference of benchmarks/optimizer.py (:class:`ksc.backprop.Soap`)."""
+    reference of research/design/optimizer.py (:class:`ksc.backprop.Soap`)."""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:

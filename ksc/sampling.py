@@ -90,7 +90,7 @@ class SignedDistance:
     the training samples of the dragon 12 % of the near-surface distances were
     off by more than 1e-3 (thingi_76277: 30 %, mean error 0.02, ten times the
     codec's Chamfer error), so the network learnt a wrong surface there
-    (``benchmarks/distance.py`` measures both).
+    (``research/design/distance.py`` measures both).
 
     Parameters
     ----------
@@ -205,7 +205,7 @@ def spatial_order(points: np.ndarray) -> np.ndarray:
 FAST_ACCURACY, ACCURACY = 1.25, 2.0
 """libigl's Barnes-Hut accuracy (its ``accuracy_scale``): clusters of faces nearer than this many times their radius are
 summed face by face. 2 is libigl's recommended value. With 1.25 first, the inside test of 250k training-like points
-took a median 2.3x less time on the 25 meshes (benchmarks/results/winding.md), its winding numbers within 0.064 of
+took a median 2.3x less time on the 25 meshes (research/design/results/winding.md), its winding numbers within 0.064 of
 2's; below 1 the far-field series stops converging (0.75 put thousands of points on the wrong side)."""
 DOUBT = 0.4
 """A point whose fast winding number lies within this of 1/2 is recomputed at :data:`ACCURACY`: the inside test then
@@ -219,7 +219,7 @@ class WindingNumber:
     doubtful ones (:data:`DOUBT`) again at :data:`ACCURACY`: on a closed surface w is an integer away from
     the surface, so doubt comes only from the approximation, and an open scan's smooth w across its holes
     is decided at full accuracy. On 250k near-surface and uniform points of each of the 25 meshes, the same
-    inside as one pass at :data:`ACCURACY` (``benchmarks/winding.py``).
+    inside as one pass at :data:`ACCURACY` (``research/design/winding.py``).
 
     Parameters
     ----------

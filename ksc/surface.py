@@ -14,7 +14,7 @@ import numpy as np
 FACES_PER_SOURCE_FACE = 2
 """The default output has twice the source mesh's faces: at 1x the Chamfer-L1 and normal error grew by up to
 1.21x and 1.16x over the marching-cubes mesh (spot, 5.9k faces), at 2x the medians stay within 1.05x
-(benchmarks/results/decimation.md)."""
+(research/design/results/decimation.md)."""
 DECIMATION_AGGRESSIVENESS = 3.0
 """fast-simplification's ``agg``: 7 (its default) gave 1.03-1.12x the Chamfer-L1 and 1.07-1.26x the normal error of
 the 256^3 marching-cubes mesh at twice the source's faces, 3 gave 1.00-1.03x and 1.02-1.06x in about the same time,

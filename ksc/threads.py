@@ -8,8 +8,8 @@ own thread pool was the way before: a training step is some seventy kernels of
 its OpenMP workers spin while they wait, on a core that other work or a
 descheduled peer needs. Two torch threads bought 1.1x on an idle 2-core machine
 and cost 3-6x beside a busy process (``benchmarks/results/archive/busy-0.15.md``),
-two processes 1.21x a step (``benchmarks/results/train-step-parts.md``) and 1.25x an encode beside
-it (``benchmarks/results/busy.md``).
+two processes 1.21x a step (``research/design/results/train-step-parts.md``) and 1.25x an encode beside
+it (``research/design/results/busy.md``).
 So everything an encode runs in torch runs on one thread.
 """
 

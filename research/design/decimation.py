@@ -9,7 +9,7 @@ records it; 0 keeps marching cubes) and whether the decimated vertices are
 moved onto the zero level (one Newton step, before decimation). Decimation is
 ``ksc.surface.decimate`` (fast-simplification's quadric edge collapse).
 Writes ``benchmarks/results/decimation[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/decimation.py``.
+Run: ``.venv/bin/python -m research.design.decimation``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     CACHE,
     MESH_FOLDERS,
-    RESULTS,
     command_line,
     machine_description,
     markdown_table,
@@ -34,12 +30,12 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
-
-from ksc.decoder import load_field, source_faces  # noqa: E402
-from ksc.extract import extract_mesh  # noqa: E402
-from ksc.meshio import load_mesh  # noqa: E402
-from ksc.metrics import compare_meshes  # noqa: E402
-from ksc.surface import decimate  # noqa: E402
+from ksc.decoder import load_field, source_faces
+from ksc.extract import extract_mesh
+from ksc.meshio import load_mesh
+from ksc.metrics import compare_meshes
+from ksc.surface import decimate
+from research.design import RESULTS
 
 POLICIES = [  # (resolution, faces as a multiple of the source's, project the marching-cubes vertices first)
     (256, 0, False),
@@ -214,7 +210,7 @@ def save(rows, args, machine, command: str | None = None) -> None:
         ]
     )
     payload = {"machine": machine, "command": command or command_line(), "rows": rows}
-    write_results(results_name("decimation", args.suffix), payload, markdown)
+    write_results(results_name("decimation", args.suffix), payload, markdown, folder=RESULTS)
 
 
 if __name__ == "__main__":

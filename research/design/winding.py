@@ -8,14 +8,13 @@ twice: by one pass of libigl's fast winding number at accuracy 2 (what ksc did b
 gives both times, the share of doubtful points, the largest difference between the fast and the full
 winding number, and how many points the two tests put on different sides (0 is the claim).
 Writes ``benchmarks/results/winding.{json,md}``.
-Run: ``.venv/bin/python benchmarks/winding.py [--only bunny.obj ...]`` (about two minutes on 2 cores).
+Run: ``.venv/bin/python -m research.design.winding [--only bunny.obj ...]`` (about two minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -23,15 +22,12 @@ import igl
 import numpy as np
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
-
-from ksc.config import SHORT_TRAINING_UNIFORM_SHARE  # noqa: E402
-from ksc.encoder import DOMAIN_BOUND  # noqa: E402
-from ksc.meshio import consistently_wound, load_mesh  # noqa: E402
-from ksc.normalize import Transform  # noqa: E402
-from ksc.sampling import (  # noqa: E402
+from benchmarks.common import both_folders, command_line, machine_description, markdown_table, results_name, write_results
+from ksc.config import SHORT_TRAINING_UNIFORM_SHARE
+from ksc.encoder import DOMAIN_BOUND
+from ksc.meshio import consistently_wound, load_mesh
+from ksc.normalize import Transform
+from ksc.sampling import (
     ACCURACY,
     DOUBT,
     FAST_ACCURACY,
@@ -41,6 +37,7 @@ from ksc.sampling import (  # noqa: E402
     sample_surface,
     spatial_order,
 )
+from research.design import RESULTS
 
 
 def training_like_points(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -138,7 +135,7 @@ def main(argv=None) -> None:
         ]
     )
     payload = {"machine": machine, "command": command, "summary": summary, "rows": rows}
-    write_results(results_name("winding", args.suffix), payload, markdown)
+    write_results(results_name("winding", args.suffix), payload, markdown, folder=RESULTS)
 
 
 if __name__ == "__main__":

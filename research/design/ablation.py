@@ -12,7 +12,7 @@ variants of different sizes on one scale. ``--variants`` and ``--suffix``
 run a few variants into their own table. Quantization-aware fine-tuning is ablated in
 ``benchmarks/rd.py`` (8 bits with and without it, every mesh). Writes
 ``benchmarks/results/ablation[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/ablation.py`` (about 8 minutes per mesh on 2 cores).
+Run: ``.venv/bin/python -m research.design.ablation`` (about 8 minutes per mesh on 2 cores).
 ``--seeds 0 1 2`` repeats every encode with other seeds (one training's luck moves a thin
 mesh's error by up to 40 %, README "Training noise"). On a machine with more cores,
 ``--jobs N --threads T`` encodes N variants at a
@@ -24,16 +24,12 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     MESH_FOLDERS,
-    RESULTS,
     add_parallel_options,
     command_line,
     machine_description,
@@ -44,18 +40,18 @@ from common import (  # noqa: E402
     shared_meshes,
     write_results,
 )
-from rival import (
-    CachedRival,  # noqa: E402
-    bd_rate,  # noqa: E402
+from benchmarks.rival import (
+    CachedRival,
+    bd_rate,
 )
-
-from ksc.check import check_file  # noqa: E402
-from ksc.config import PRESETS, EncodeOptions  # noqa: E402
-from ksc.decoder import decode_mesh  # noqa: E402
-from ksc.encoder import train_mesh  # noqa: E402
-from ksc.errors import KscError, KscInputError  # noqa: E402
-from ksc.meshio import load_mesh  # noqa: E402
-from ksc.metrics import compare_meshes  # noqa: E402
+from ksc.check import check_file
+from ksc.config import PRESETS, EncodeOptions
+from ksc.decoder import decode_mesh
+from ksc.encoder import train_mesh
+from ksc.errors import KscError, KscInputError
+from ksc.meshio import load_mesh
+from ksc.metrics import compare_meshes
+from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj")
 
@@ -426,7 +422,7 @@ def save(rows: list[dict], machine: str, name: str, command: str | None = None) 
         ]
     )
     payload = {"machine": machine, "command": command, "rows": rows, "summary": summary, "curve_rates": rates}
-    write_results(name, payload, markdown)
+    write_results(name, payload, markdown, folder=RESULTS)
 
 
 if __name__ == "__main__":

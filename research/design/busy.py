@@ -11,7 +11,7 @@ Whole ``ksc encode --threads T`` processes for each T of ``--threads``, with a s
 The files of one T must be identical whatever ran beside them (the table says so). Rounds repeat the whole
 set; the summary gives each case's median over rounds against the median alone.
 Writes ``benchmarks/results/busy[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/busy.py`` (about 4 minutes a round on 2 cores).
+Run: ``.venv/bin/python -m research.design.busy`` (about 4 minutes a round on 2 cores).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import torch  # noqa: E402
-from common import SHARED_MESHES, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
+from benchmarks.common import SHARED_MESHES, command_line, machine_description, markdown_table, results_name, write_results
+from research.design import RESULTS
 
 _BUSY_CHILD = """
 import numpy as np
@@ -125,7 +125,7 @@ def main(argv=None) -> None:
         ]
     )
     payload = {"machine": machine, "command": command, "summary": summary, "rows": rows}
-    write_results(results_name("busy", args.suffix), payload, markdown)
+    write_results(results_name("busy", args.suffix), payload, markdown, folder=RESULTS)
     print(markdown)
 
 

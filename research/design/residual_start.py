@@ -10,7 +10,7 @@ it has kinks the network must then undo). Each is scored by its mean absolute SD
 samples of the same mix (seed 1), all of them and the near-surface kind alone, the error that decides
 the decoded surface. No file is written: the start was not adopted (the decoder would have to add ``b``).
 Writes ``benchmarks/results/residual-start[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/residual_start.py [--only dragon.obj ...]`` (about 2.5 minutes per mesh
+Run: ``.venv/bin/python -m research.design.residual_start [--only dragon.obj ...]`` (about 2.5 minutes per mesh
 and softness on 2 cores).
 """
 
@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     VALIDATION_POINTS,
     both_folders,
     command_line,
@@ -36,8 +33,8 @@ from common import (  # noqa: E402
     results_name,
     write_results,
 )
-
-from ksc.config import OPTIMIZERS, TrainConfig  # noqa: E402
+from ksc.config import OPTIMIZERS, TrainConfig
+from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj")
 CHUNK = 65536
@@ -136,6 +133,7 @@ def main(argv=None) -> None:
         results_name("residual-start", args.suffix),
         {"machine": machine, "command": command, "medians": medians, "rows": rows},
         markdown,
+        folder=RESULTS,
     )
 
 

@@ -15,7 +15,7 @@ the median milliseconds per step. The ``kernel`` rows time single operations beh
 step's choices (milliseconds per call).
 With ``--compile`` the default network's autograd step is also timed under ``torch.compile`` (inductor), after its compile.
 Writes ``benchmarks/results/train-step.{json,md}``.
-Run: ``.venv/bin/python benchmarks/train_step.py [--threads 1]`` (about two minutes).
+Run: ``.venv/bin/python -m research.design.train_step [--threads 1]`` (about two minutes).
 """
 
 from __future__ import annotations
@@ -23,20 +23,16 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import command_line, machine_description, markdown_table, results_name, set_torch_threads, write_results  # noqa: E402
-
-from ksc.backprop import FusedTrainer  # noqa: E402
-from ksc.config import EncodeOptions, ModelConfig  # noqa: E402
-from ksc.model import KeySphereNet  # noqa: E402
-from ksc.train import sdf_loss  # noqa: E402
+from benchmarks.common import command_line, machine_description, markdown_table, results_name, set_torch_threads, write_results
+from ksc.backprop import FusedTrainer
+from ksc.config import EncodeOptions, ModelConfig
+from ksc.model import KeySphereNet
+from ksc.train import sdf_loss
+from research.design import RESULTS
 
 SHAPES = {
     "5 x 34, 64 spheres (the default)": ModelConfig(),
@@ -174,7 +170,7 @@ def main(argv=None) -> None:
     for trainer in trainers:
         trainer.close()
     payload = {"machine": machine, "command": command, "rows": rows, "compile_seconds": compile_seconds}
-    write_results(results_name("train-step", args.suffix), payload, markdown)
+    write_results(results_name("train-step", args.suffix), payload, markdown, folder=RESULTS)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from rival import bd_rate  # noqa: E402
+from benchmarks.rival import bd_rate
 
 THEIRS = [(2000, 0.004), (4000, 0.002), (8000, 0.001), (16000, 0.0005)]
 

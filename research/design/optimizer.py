@@ -7,7 +7,7 @@ by its mean absolute SDF error on 200 000 fresh samples of the same mix (seed 1)
 near-surface kind alone, the error that decides the decoded surface. The first run is the reference of the
 ratios. No file is written (``encode_versions.py`` measures whole encodes).
 Writes ``benchmarks/results/optimizer[-SUFFIX].{json,md}``.
-Run: ``.venv/bin/python benchmarks/optimizer.py [--only bunny.obj ...] [--runs adam:28800 soap:9600 ...]``
+Run: ``.venv/bin/python -m research.design.optimizer [--only bunny.obj ...] [--runs adam:28800 soap:9600 ...]``
 (about 4 minutes per mesh with the default runs on 2 cores).
 """
 
@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from benchmarks.common import (
     VALIDATION_POINTS,
     both_folders,
     command_line,
@@ -33,8 +30,8 @@ from common import (  # noqa: E402
     results_name,
     write_results,
 )
-
-from ksc.config import OPTIMIZERS, TrainConfig  # noqa: E402
+from ksc.config import OPTIMIZERS, TrainConfig
+from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj", "rocker-arm.obj")
 DEFAULT_RUNS = ("adam:28800", "soap:9600", "soap:12000", "soap:14400")
@@ -117,6 +114,7 @@ def main(argv=None) -> None:
         results_name("optimizer", args.suffix),
         {"machine": machine, "command": command, "medians": medians, "rows": rows},
         markdown,
+        folder=RESULTS,
     )
 
 

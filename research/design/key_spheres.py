@@ -5,30 +5,27 @@ count are extracted twice from the same distance oracle: once coarse to fine (wh
 surface, :mod:`ksc.spheres`) and once from the dense grid (what it does on an open one). The table gives each
 way's seconds and distance queries and whether the two chose the same spheres, bit for bit. Open surfaces have
 only the dense row. Writes ``benchmarks/results/key-spheres.{json,md}``.
-Run: ``.venv/bin/python benchmarks/key_spheres.py [--only bunny.obj ...]`` (about three minutes on 2 cores).
+Run: ``.venv/bin/python -m research.design.key_spheres [--only bunny.obj ...]`` (about three minutes on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import both_folders, command_line, machine_description, markdown_table, results_name, write_results  # noqa: E402
-
-from ksc.config import ModelConfig  # noqa: E402
-from ksc.errors import KscInputError  # noqa: E402
-from ksc.meshio import consistently_wound, load_mesh  # noqa: E402
-from ksc.normalize import Transform  # noqa: E402
-from ksc.sampling import SignedDistance  # noqa: E402
-from ksc.spheres import extract_key_spheres  # noqa: E402
+from benchmarks.common import both_folders, command_line, machine_description, markdown_table, results_name, write_results
+from ksc.config import ModelConfig
+from ksc.errors import KscInputError
+from ksc.meshio import consistently_wound, load_mesh
+from ksc.normalize import Transform
+from ksc.sampling import SignedDistance
+from ksc.spheres import extract_key_spheres
+from research.design import RESULTS
 
 
 class _Counted:
@@ -129,7 +126,7 @@ def main(argv=None) -> None:
         ]
     )
     payload = {"machine": machine, "command": command, "summary": summary, "rows": rows}
-    write_results(results_name("key-spheres", args.suffix), payload, markdown)
+    write_results(results_name("key-spheres", args.suffix), payload, markdown, folder=RESULTS)
 
 
 if __name__ == "__main__":

@@ -5,28 +5,33 @@ drawn once; both backends of :class:`ksc.sampling.SignedDistance` then give
 their unsigned distance, timed, and pysdf's is compared with the exact one,
 per kind of sample (near the surface, a little further, uniform in the box).
 Writes ``benchmarks/results/distance.{json,md}``.
-Run: ``.venv/bin/python benchmarks/distance.py [--only bunny.obj ...]`` (about a minute per mesh on 2 cores).
+Run: ``.venv/bin/python -m research.design.distance [--only bunny.obj ...]`` (about a minute per mesh on 2 cores).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import trimesh
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import SHARED_MESHES, command_line, machine_description, markdown_table, results_name, shared_meshes, write_results  # noqa: E402
-
-from ksc.config import EncodeOptions  # noqa: E402
-from ksc.encoder import DOMAIN_BOUND  # noqa: E402
-from ksc.meshio import load_mesh  # noqa: E402
-from ksc.normalize import Transform  # noqa: E402
-from ksc.sampling import SignedDistance, sample_counts, sample_sdf  # noqa: E402
+from benchmarks.common import (
+    SHARED_MESHES,
+    command_line,
+    machine_description,
+    markdown_table,
+    results_name,
+    shared_meshes,
+    write_results,
+)
+from ksc.config import EncodeOptions
+from ksc.encoder import DOMAIN_BOUND
+from ksc.meshio import load_mesh
+from ksc.normalize import Transform
+from ksc.sampling import SignedDistance, sample_counts, sample_sdf
+from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "armadillo.obj")
 OFF_BY = 1e-3
@@ -104,7 +109,9 @@ def main(argv=None) -> None:
             markdown_table(COLUMNS, rows),
         ]
     )
-    write_results(results_name("distance", args.suffix), {"machine": machine, "command": command, "rows": rows}, markdown)
+    write_results(
+        results_name("distance", args.suffix), {"machine": machine, "command": command, "rows": rows}, markdown, folder=RESULTS
+    )
 
 
 if __name__ == "__main__":
