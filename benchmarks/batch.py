@@ -28,8 +28,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.common import SHARED_MESHES, command_line, machine_description, markdown_table, write_results
-from ksc.batch import EncodeJob, run_batch
-from ksc.config import EncodeOptions, TrainConfig
+from ksc.encoding.config import EncodeOptions, TrainConfig
+from ksc.tools.batch import EncodeJob, run_batch
 
 THINGI10K = 10_000
 

@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/results/codec[-SUFFIX].{json,md}``: input bytes, binary PLY
 bytes, .ksc bytes, ratios against both, encode and decode seconds, and the
-errors of ``ksc.metrics``. Run: ``.venv/bin/python -m benchmarks.codec``
+errors of ``ksc.mesh.metrics``. Run: ``.venv/bin/python -m benchmarks.codec``
 (``--device cuda`` on a GPU machine; ``--only bunny.obj`` for one mesh).
 """
 
@@ -24,13 +24,14 @@ from benchmarks.common import (
     shared_meshes,
     write_results,
 )
-from ksc.config import DEFAULT_RESOLUTION, EncodeOptions
-from ksc.decoder import decode_mesh
-from ksc.device import resolve_device
-from ksc.encoder import encode_mesh
+from ksc.decoding.config import DEFAULT_RESOLUTION
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.config import EncodeOptions
+from ksc.encoding.device import resolve_device
+from ksc.encoding.pipeline import encode_mesh
 from ksc.errors import KscError
-from ksc.meshio import load_mesh, mesh_bytes
-from ksc.metrics import compare_meshes
+from ksc.mesh.io import load_mesh, mesh_bytes
+from ksc.mesh.metrics import compare_meshes
 
 MEDIANS = ("ksc_bytes", "chamfer_l1", "iou", "encode_s", "decode_s")
 COLUMNS = [
@@ -106,7 +107,7 @@ def save(rows: list[dict], args, device) -> tuple[Path, Path]:
             f"# ksc codec benchmark (default settings, decode at {args.resolution}^3)",
             "",
             f"Machine: {machine}. Command: `{command.strip()}`.",
-            "Errors in the normalized frame of the input (see `ksc/metrics.py`).",
+            "Errors in the normalized frame of the input (see `ksc/mesh/metrics.py`).",
             "",
             markdown_table(COLUMNS, rows),
             "",

@@ -82,8 +82,8 @@ def default_file(mesh_path: Path) -> Path | None:
 
     target = CACHE / "default" / f"{mesh_path.stem}.ksc"
     if not target.is_file():
-        from ksc.encoder import encode_mesh
-        from ksc.meshio import load_mesh, write_atomic
+        from ksc.encoding.pipeline import encode_mesh
+        from ksc.mesh.io import load_mesh, write_atomic
 
         print(f"encoding {mesh_path.name} (default settings) into {target}", flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def fitting_problem(path: Path):
     """What an encode of ``path`` trains on, for benchmarks that score trainings without writing files.
 
     Returns a namespace: ``spheres`` (M, 4) tensor (rounded as stored), ``config`` (the default
-    :class:`ksc.config.ModelConfig` with that many spheres), ``samples`` (the default mix, seed 0, as
+    :class:`ksc.models.config.ModelConfig` with that many spheres), ``samples`` (the default mix, seed 0, as
     ``ksc encode`` draws them), ``check`` (:data:`VALIDATION_POINTS` fresh samples of the same mix,
     seed 1) and ``near`` (how many of ``check``'s first points are the near-surface kind, the one
     that decides the decoded surface).
@@ -219,11 +219,12 @@ def fitting_problem(path: Path):
     import numpy as np
     import trimesh
 
-    from ksc.config import EncodeOptions, ModelConfig
-    from ksc.encoder import DOMAIN_BOUND, quantized_key_spheres
-    from ksc.meshio import consistently_wound, load_mesh
-    from ksc.normalize import Transform
-    from ksc.sampling import SignedDistance, sample_counts, sample_sdf
+    from ksc.encoding.config import EncodeOptions
+    from ksc.encoding.pipeline import DOMAIN_BOUND, quantized_key_spheres
+    from ksc.encoding.sampling import SignedDistance, sample_counts, sample_sdf
+    from ksc.mesh.io import consistently_wound, load_mesh
+    from ksc.mesh.normalize import Transform
+    from ksc.models.config import ModelConfig
 
     mesh, _ = consistently_wound(load_mesh(path))
     unit = trimesh.Trimesh(Transform.fit(mesh.vertices).to_unit(mesh.vertices), mesh.faces, process=False)
@@ -245,15 +246,15 @@ def fitting_problem(path: Path):
 
 def fit_and_score(problem, train, shift=None, check_shift=None) -> dict:
     """Train the default network of ``problem`` (:func:`fitting_problem`) as an encode does (seed 0, two slices)
-    with ``train`` (a :class:`ksc.config.TrainConfig`); its mean absolute SDF error on ``problem.check``, all of it
+    with ``train`` (a :class:`ksc.encoding.config.TrainConfig`); its mean absolute SDF error on ``problem.check``, all of it
     (``error``) and the near-surface kind (``near_error``), and the training's ``seconds``.
 
     ``shift`` (N,) is subtracted from the training targets and ``check_shift`` (V,) added to the predictions:
     a network that learns a correction to a known field.
     """
-    from ksc.model import KeySphereNet
-    from ksc.sampling import SdfSamples
-    from ksc.train import fit
+    from ksc.encoding.sampling import SdfSamples
+    from ksc.encoding.train import fit
+    from ksc.models.network import KeySphereNet
 
     samples = problem.samples if shift is None else SdfSamples(problem.samples.points, problem.samples.sdf - shift)
     torch.manual_seed(0)

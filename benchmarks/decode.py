@@ -11,7 +11,7 @@ cached in ``benchmarks/.cache/rival/``) is decoded by a Python process that writ
 ``--rival-choice benchmarks/results/rd.json`` takes each mesh's decimator and quantization from an ``rd.py``
 result instead (its best at the default's bytes then) and searches only the face count at this file's bytes.
 Then, in this process, the default output and the raw marching-cubes mesh
-(``faces=0``) are scored against the input (``ksc.metrics``).
+(``faces=0``) are scored against the input (``ksc.mesh.metrics``).
 Writes ``benchmarks/results/decode[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python -m benchmarks.decode``.
 """
@@ -67,9 +67,9 @@ def rival_file(mesh_path: Path, mesh, budget: int, choices: dict | None) -> byte
 def measure(mesh_path: Path, ksc_path: Path, repeats: int, choices: dict | None = None) -> dict:
     import trimesh
 
-    from ksc.decoder import STAGES, decode
-    from ksc.meshio import load_mesh
-    from ksc.metrics import compare_meshes
+    from ksc.decoding.pipeline import STAGES, decode
+    from ksc.mesh.io import load_mesh
+    from ksc.mesh.metrics import compare_meshes
 
     mesh = load_mesh(mesh_path)
     data = ksc_path.read_bytes()
@@ -127,7 +127,7 @@ STAGE_COLUMNS = [
     ("stage_normals", "normals", ".2f"),
     ("stage_rest", "start-up, imports, writing", ".2f"),
 ]
-"""In-process seconds of one more default decode per stage (``ksc.decoder.STAGES``); the rest is the process
+"""In-process seconds of one more default decode per stage (``ksc.decoding.pipeline.STAGES``); the rest is the process
 time less them."""
 MEDIANS = (
     "ksc_seconds",
@@ -206,7 +206,7 @@ def save(rows, args, machine) -> None:
                 if args.rival_choice
                 else "."
             ),
-            "Errors are against the input mesh (ksc.metrics); 'raw' is the marching-cubes mesh (`--faces 0`).",
+            "Errors are against the input mesh (ksc.mesh.metrics); 'raw' is the marching-cubes mesh (`--faces 0`).",
             "",
             "## Medians",
             "",

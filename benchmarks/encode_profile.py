@@ -1,8 +1,8 @@
 """Where a default encode spends its time: seconds per stage, and a training step against what the CPU can do.
 
 Each mesh is loaded and encoded with the default options (or ``--preset``'s) on ``--threads`` training cores (default: the
-CLI's, ``ksc.threads.training_threads``), torch on one thread, and the
-encoder's own stage timings (``ksc.encoder.STAGES``: repair, normalize, key spheres, the training points'
+CLI's, ``ksc.encoding.threads.training_threads``), torch on one thread, and the
+encoder's own stage timings (``ksc.encoding.pipeline.STAGES``: repair, normalize, key spheres, the training points'
 distances and signs and the rest of their sampling, training, step allocation, fine-tuning, writing, the
 self-check) are tabulated with the loading. A second table counts the floating-point work of one training
 step of the default network (forward and backward at batch 2048, ``torch.utils.flop_counter``: matrix
@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from benchmarks.common import both_folders, command_line, machine_description, markdown_table, results_name, write_results
-from ksc.config import PRESETS, EncodeOptions, preset_options
-from ksc.encoder import STAGES, encode_mesh
+from ksc.encoding.config import PRESETS, EncodeOptions, preset_options
+from ksc.encoding.pipeline import STAGES, encode_mesh
+from ksc.encoding.threads import training_threads
 from ksc.errors import KscError
-from ksc.meshio import load_mesh
-from ksc.threads import training_threads
+from ksc.mesh.io import load_mesh
 
 REFERENCE_SIZE = 1024
 """Side of the square float32 matrix product that measures one thread's rate."""
@@ -53,7 +53,7 @@ def step_flops(options: EncodeOptions) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ksc.model import KeySphereNet
+    from ksc.models.network import KeySphereNet
 
     generator = torch.Generator().manual_seed(0)
     model = KeySphereNet(options.model, torch.rand(options.model.spheres, 4, generator=generator) * 0.5)
@@ -119,7 +119,8 @@ def main(argv=None) -> None:
             f"# Where a{'n' if args.preset[0] in 'aeiou' else ''} {args.preset} encode spends its time",
             "",
             f"Machine: {machine}; {threads} training core(s), torch on one thread, one encode at a time. Command: `{command}`.",
-            "Seconds per stage (`ksc.encoder.STAGES`), medians over the meshes, and each stage's share of the median total:",
+            "Seconds per stage (`ksc.encoding.pipeline.STAGES`), medians over the meshes, and each stage's share of the",
+            "median total:",
             "",
             markdown_table([("stage", "stage", "s"), ("median_s", "median s", ".2f"), ("share", "share", ".1%")], shares),
             "",

@@ -6,7 +6,7 @@ dependencies into a scratch folder; both versions then run as fresh processes on
 packages, one mesh at a time, the earlier one's ``ksc encode IN OUT`` (its own defaults, threads included)
 beside today's ``ksc encode --preset P IN OUT`` for each ``--presets`` (``P:STEPS`` adds ``--steps STEPS``).
 The order alternates from mesh to mesh, so a drift of this machine's speed falls on both. Every file is
-decoded by today's decoder (format 5.0 is read by both) and scored against the input (``ksc.metrics``).
+decoded by today's decoder (format 5.0 is read by both) and scored against the input (``ksc.mesh.metrics``).
 Writes ``benchmarks/results/encode-versions[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python -m benchmarks.encode_versions --only bunny.obj dragon.obj homer.obj thingi_75496.obj``
 (an earlier default encode takes 2-3 minutes per mesh on 2 cores).
@@ -77,9 +77,9 @@ def encode_with(command: list[str], mesh: Path, target: Path) -> dict:
 def score(mesh, target: Path) -> dict:
     """Chamfer-L1 and normal error of the file's default decode against the input ``mesh`` (a trimesh.Trimesh),
     and the version that wrote it."""
-    from ksc.decoder import decode_mesh
+    from ksc.decoding.pipeline import decode_mesh
     from ksc.format import read_container
-    from ksc.metrics import compare_meshes
+    from ksc.mesh.metrics import compare_meshes
 
     data = target.read_bytes()
     error = compare_meshes(mesh, decode_mesh(data))
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", help="Mesh file names (default: every mesh of both folders).")
     parser.add_argument("--suffix", default="")
     args = parser.parse_args(argv)
-    from ksc.meshio import load_mesh
+    from ksc.mesh.io import load_mesh
 
     meshes = both_folders(args.only)
     if not meshes:
@@ -166,7 +166,7 @@ def save(rows: list[dict], args, version: str) -> None:
             f"Machine: {machine}. Command: `{command_line().strip()}`. Fresh processes, one at a time, wall time",
             f"from start to the written file; ksc {version} (`{args.against}`) with its own defaults, today's with",
             "`--preset P` and its defaults; the order alternates from mesh to mesh. Errors: today's decoder at its",
-            "defaults against the input (ksc.metrics). Ratios: per mesh, today's over the earlier default's; medians.",
+            "defaults against the input (ksc.mesh.metrics). Ratios: per mesh, today's over the earlier default's; medians.",
             "",
             "## Medians",
             "",

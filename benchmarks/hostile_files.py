@@ -1,6 +1,6 @@
 """Feed the reader many damaged and crafted ``.ksc`` files; count how each class of mutation ends.
 
-For every mutation, ``ksc.decoder.verify`` (checksum, header, limits, shapes,
+For every mutation, ``ksc.decoding.pipeline.verify`` (checksum, header, limits, shapes,
 and a run of the network) either accepts the file or raises KscFormatError;
 anything else is a bug and is counted as ``crashed``. The slowest case and the
 largest Python allocation (tracemalloc) of each class are recorded.
@@ -19,7 +19,7 @@ import tracemalloc
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, markdown_table, write_results
-from ksc.decoder import verify
+from ksc.decoding.pipeline import verify
 from ksc.errors import KscFormatError
 from ksc.format.container import PREAMBLE, TRAILER, VERSION
 from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw
@@ -136,7 +136,8 @@ def main(argv=None):
     ]
     markdown = "\n".join(
         [
-            f"# Hostile .ksc files (reader: ksc.decoder.verify; made from {GOLDEN.relative_to(REPO_ROOT)}, {len(golden)} bytes)",
+            f"# Hostile .ksc files (reader: ksc.decoding.pipeline.verify; "
+            f"made from {GOLDEN.relative_to(REPO_ROOT)}, {len(golden)} bytes)",
             "",
             "Made by `python -m benchmarks.hostile_files`. 'accepted' files passed every check: mutations behind a",
             "recomputed checksum can change a value and still be a valid file.",

@@ -5,7 +5,7 @@ Inputs: the open scan, the mesh with holes and the triangle soup of
 coordinates, zero area, an open plane, and a 2-million-face torus. Each
 command runs in its own process; its exit status, first error line, wall time
 and peak resident memory are recorded. Meshes that encode are decoded with
-``ksc decode``'s defaults and compared with the input (``ksc.metrics``; IoU uses
+``ksc decode``'s defaults and compared with the input (``ksc.mesh.metrics``; IoU uses
 the input's generalized winding number, so it is defined for open meshes too).
 Writes ``benchmarks/results/messy_inputs.{json,md}``.
 Run: ``.venv/bin/python -m benchmarks.messy_inputs [--steps N]``.
@@ -22,8 +22,8 @@ import numpy as np
 import trimesh
 
 from benchmarks.common import SHARED_MESHES, markdown_table, run_measured, write_results
-from ksc.meshio import load_mesh
-from ksc.metrics import compare_meshes
+from ksc.mesh.io import load_mesh
+from ksc.mesh.metrics import compare_meshes
 
 SHARED_MESSY = ("bunny_scan_open.obj", "thingi_96481.obj", "thingi_91120_soup.obj")
 BIG_FACES = 2_000_000

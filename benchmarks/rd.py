@@ -3,7 +3,7 @@
 For every mesh of both mesh folders (``common.MESH_FOLDERS``) and each preset of ``--presets``: the .ksc
 file is read from ``benchmarks/.cache/PRESET/`` when one made with the same options is there, else encoded
 and kept there. It is decoded as ``ksc decode`` does by default (192^3, decimated to twice the source's
-faces) and scored with ``ksc.metrics`` against the input. The rival (``benchmarks/rival.py``) is searched at
+faces) and scored with ``ksc.mesh.metrics`` against the input. The rival (``benchmarks/rival.py``) is searched at
 the file's bytes with every quantization 7-14 after each decimator, and along a dense curve of budgets from
 2 to 16 KB; the BD-rate (``rival.bd_rate``) compares ksc's preset points with that curve.
 Writes ``benchmarks/results/rd[-SUFFIX].{json,md}`` and ``rd[-SUFFIX]-all.png``.
@@ -37,12 +37,12 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.rival import CURVE_BUDGETS, CachedRival, bd_rate
-from ksc.config import PRESETS, preset_options
-from ksc.decoder import decode_mesh
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.config import PRESETS, preset_options
 from ksc.errors import KscInputError
 from ksc.format import read_container
-from ksc.meshio import load_mesh, write_atomic
-from ksc.metrics import compare_meshes
+from ksc.mesh.io import load_mesh, write_atomic
+from ksc.mesh.metrics import compare_meshes
 
 METRICS = ("chamfer_l1", "hausdorff", "p99", "normal_error", "iou")
 
@@ -55,7 +55,7 @@ def cached_or_encoded(path: Path, preset: str, options, keep: bool) -> tuple[byt
         data = target.read_bytes()
         if _made_with(data, options):
             return data, None
-    from ksc.encoder import encode_mesh
+    from ksc.encoding.pipeline import encode_mesh
 
     start = time.perf_counter()
     data = encode_mesh(load_mesh(path), options).data
@@ -261,7 +261,7 @@ def save(rows, curves, bds, args, machine) -> None:
             "",
             f"Machine: {machine}. Command: `{command.strip()}`. ksc decoded as `ksc decode` does by default;",
             "the rival searched with both decimators and every quantization 7-14 (`benchmarks/rival.py`).",
-            f"Errors in the normalized frame of the input (`ksc/metrics.py`). Plot: `{name}-all.png`.",
+            f"Errors in the normalized frame of the input (`ksc/mesh/metrics.py`). Plot: `{name}-all.png`.",
             "Ratios are ksc / Draco (below 1: ksc better); BD-rate below 0: ksc needs fewer bytes for the same",
             "Chamfer-L1 (with one preset it is the byte difference at ksc's Chamfer-L1 on Draco's curve;",
             "`at least`: ksc is worse than Draco's smallest file of the curve, so the true figure is larger).",

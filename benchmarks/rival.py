@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from ksc.metrics import compare_meshes, surface_distances
-from ksc.normalize import Transform
-from ksc.sampling import sample_surface
+from ksc.mesh.metrics import compare_meshes, surface_distances
+from ksc.mesh.normalize import Transform
+from ksc.mesh.sampling import sample_surface
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ CURVE_FILL, CURVE_STEPS = 0.96, 3
 BITS_OFFSET = 3.5
 """Draco's bytes per face grow about as (bits - 3.5) (armadillo at 4000 faces: 0.70, 1.27, 2.10 at 7, 10, 14)."""
 SELECTION_SAMPLES = 2**15
-"""Samples each way of the Chamfer-L1 that picks the pair; the chosen file is then scored with ksc.metrics."""
+"""Samples each way of the Chamfer-L1 that picks the pair; the chosen file is then scored with ksc.mesh.metrics."""
 MIN_FACES = 4
 
 
@@ -163,7 +163,7 @@ class DracoRival:
     def best(
         self, budget: int, quantizations: str = "all", start_bits: int = 10, fill: float = FILL, steps: int = SEARCH_STEPS
     ) -> dict | None:
-        """The rival's file at ``budget`` bytes, scored with :func:`ksc.metrics.compare_meshes`; None if none fits.
+        """The rival's file at ``budget`` bytes, scored with :func:`ksc.mesh.metrics.compare_meshes`; None if none fits.
 
         Returns a row: ``bytes``, ``decimator``, ``draco_bits``, ``faces`` (of the decoded mesh), the metrics
         and ``tried`` (pairs searched).
@@ -336,7 +336,7 @@ class CachedRival:
         return data
 
     def _save(self) -> None:
-        from ksc.meshio import write_atomic
+        from ksc.mesh.io import write_atomic
 
         self.file.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.file, json.dumps(self.results).encode())

@@ -1,4 +1,4 @@
-"""The encoder's self-check (``ksc/check.py``) on every default file: how far from its limits a correct file is.
+"""The encoder's self-check (``ksc/encoding/check.py``) on every default file: how far from its limits a correct file is.
 
 For each mesh of both folders with a default file in ``benchmarks/.cache/default/`` (written by ``rd.py``):
 the check's Chamfer-L1 and IoU of the file against the repaired input, its seconds, and the margin to the
@@ -13,9 +13,9 @@ import time
 import trimesh
 
 from benchmarks.common import CACHE, MESH_FOLDERS, command_line, markdown_table, shared_meshes, write_results
-from ksc.check import CHECK_RESOLUTION, MAX_CHAMFER, MIN_IOU, check_file
-from ksc.meshio import consistently_wound, load_mesh
-from ksc.normalize import Transform
+from ksc.encoding.check import CHECK_RESOLUTION, MAX_CHAMFER, MIN_IOU, check_file
+from ksc.mesh.io import consistently_wound, load_mesh
+from ksc.mesh.normalize import Transform
 
 COLUMNS = [
     ("mesh", "mesh", "s"),
@@ -52,7 +52,7 @@ def main() -> None:
             "# The encoder's self-check on the default files",
             "",
             f"Command: `{command_line().strip()}`. Extraction at {CHECK_RESOLUTION}^3; limits: Chamfer-L1 <= {MAX_CHAMFER},",
-            f"IoU >= {MIN_IOU} (`ksc/check.py`). Files: `benchmarks/.cache/default/` as `rd.py` left them.",
+            f"IoU >= {MIN_IOU} (`ksc/encoding/check.py`). Files: `benchmarks/.cache/default/` as `rd.py` left them.",
             "",
             markdown_table(COLUMNS, rows),
         ]

@@ -49,8 +49,8 @@ def silhouette(picture: np.ndarray) -> np.ndarray:
 def measure(ksc_path: Path, scratch: Path, screenshot: Path | None = None) -> dict:
     from PIL import Image
 
-    from ksc.preview import preview
-    from ksc.serve import make_server, page_url
+    from ksc.tools.preview import preview
+    from ksc.tools.serve import make_server, page_url
 
     server = make_server(ksc_path)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    from ksc.serve import viewer_files
+    from ksc.tools.serve import viewer_files
 
     viewer_files()  # fails with what to do when the page is not built
     machine = machine_description(torch.device("cpu"))

@@ -68,7 +68,7 @@ def _node(arguments: list[str], **kwargs) -> dict:
 
 def viewer_first_frame(ksc_path: Path, picture: Path) -> dict:
     """The bundled viewer's timings (ms from opening the file) on ``ksc_path``, served as ``ksc view`` does."""
-    from ksc.serve import make_server, page_url
+    from ksc.tools.serve import make_server, page_url
 
     server = make_server(ksc_path)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -93,8 +93,8 @@ def loader_first_frame(ksc_path: Path, picture: Path) -> dict:
 
 def positions(ksc_path: Path) -> dict:
     """JS decode() against Python's decode at the same grid, distances over the bounding-box diagonal."""
-    from ksc.decoder import decode
-    from ksc.metrics import surface_distances
+    from ksc.decoding.pipeline import decode
+    from ksc.mesh.metrics import surface_distances
 
     js = _node([str(WEB / "test" / "package-decode.mjs"), str(ksc_path), str(CELLS)])
     python = decode(ksc_path.read_bytes(), resolution=CELLS + 1, faces=0)
@@ -207,7 +207,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    from ksc.serve import viewer_files
+    from ksc.tools.serve import viewer_files
 
     viewer_files()
     if not (DIST / "ksc-decoder.js").is_file():

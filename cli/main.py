@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 
 from ksc import __version__
-from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
+from ksc.decoding.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
+from ksc.encoding.threads import TRAINING_THREADS, training_threads
 from ksc.errors import KscError
 from ksc.format.report import describe_container
-from ksc.threads import TRAINING_THREADS, training_threads
 
 from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
@@ -82,14 +82,14 @@ def _read_bytes(path: str) -> bytes:
 @verbosity_options
 def encode(input_path, output_path, threads, device, quiet, **settings):
     """Encode the mesh IN (.obj .ply .stl .off .glb) into the .ksc file OUT."""
-    from ksc.meshio import load_mesh, mesh_bytes, write_atomic
+    from ksc.mesh.io import load_mesh, mesh_bytes, write_atomic
 
     mesh = load_mesh(input_path)  # a bad input fails before torch is imported
     job = encode_job(settings)
     import torch
 
-    from ksc.device import resolve_device
-    from ksc.encoder import encode_mesh, fit_width_to_budget
+    from ksc.encoding.device import resolve_device
+    from ksc.encoding.pipeline import encode_mesh, fit_width_to_budget
 
     torch.set_num_threads(1)  # the training's parallelism is its own processes (--threads)
     options, max_bytes, steps = job.options, job.max_bytes, job.options.train.steps
@@ -144,7 +144,7 @@ def batch(in_dir, out_dir, scheduler, workers, threads, measure, device, quiet, 
 
     from tqdm import tqdm
 
-    from ksc.batch import find_meshes, run_batch
+    from ksc.tools.batch import find_meshes, run_batch
 
     job = replace(encode_job(settings), threads=threads, measure=measure, device=device)
     with tqdm(desc="meshes", unit="mesh", disable=quiet, total=len(find_meshes(in_dir))) as bar:
@@ -186,8 +186,8 @@ def decode(input_path, output_path, resolution, faces, dense, quiet):
 
     Runs in numpy: decoding never imports torch.
     """
-    from ksc.decoder import decode as decode_bytes
-    from ksc.meshio import check_output_format, serialize, write_atomic
+    from ksc.decoding.pipeline import decode as decode_bytes
+    from ksc.mesh.io import check_output_format, serialize, write_atomic
 
     start = time.monotonic()
     suffix = check_output_format(output_path)  # fail on a bad extension before the slow part
@@ -224,7 +224,7 @@ def verify(paths, quiet):
 
     Prints one line per file; exits with status 1 if any file fails.
     """
-    from ksc.decoder import verify as verify_bytes
+    from ksc.decoding.pipeline import verify as verify_bytes
 
     failed = 0
     for path in paths:
@@ -250,9 +250,9 @@ def verify(paths, quiet):
 @click.argument("candidate", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def compare(reference, candidate, as_json):
-    """Chamfer-L1, Hausdorff, IoU, p99 distance and normal error of CANDIDATE against REFERENCE (see ksc.metrics)."""
-    from ksc.meshio import load_mesh
-    from ksc.metrics import compare_meshes
+    """Chamfer-L1, Hausdorff, IoU, p99 distance and normal error of CANDIDATE against REFERENCE (see ksc.mesh.metrics)."""
+    from ksc.mesh.io import load_mesh
+    from ksc.mesh.metrics import compare_meshes
 
     error = compare_meshes(load_mesh(reference), load_mesh(candidate))
     if as_json:
@@ -276,7 +276,7 @@ def view(input_path, port, no_open, quiet):
     """
     import webbrowser
 
-    from ksc.serve import make_server, page_url
+    from ksc.tools.serve import make_server, page_url
 
     server = make_server(input_path, port)
     url = page_url(server)
@@ -301,9 +301,9 @@ def view(input_path, port, no_open, quiet):
 @verbosity_options
 def preview(input_path, output_path, size, spheres, quiet):
     """A PNG picture of the shape the .ksc FILE decodes to, as the web viewer first shows it (no browser, no GPU)."""
-    from ksc.meshio import write_atomic
-    from ksc.preview import png_bytes
-    from ksc.preview import preview as picture
+    from ksc.mesh.io import write_atomic
+    from ksc.tools.preview import png_bytes
+    from ksc.tools.preview import preview as picture
 
     if not output_path.lower().endswith(".png"):
         raise click.UsageError(f"{output_path}: the picture is written as PNG; name it .png")

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import click
 
-from ksc.config import ACTIVATION_NAMES, DISTANCES, FEATURE_BRANCHES, PRESETS, EncodeOptions
+from ksc.encoding.config import DISTANCES, PRESETS, EncodeOptions
+from ksc.models.config import ACTIVATION_NAMES, FEATURE_BRANCHES
 
 DEFAULTS = EncodeOptions()
 
@@ -134,9 +135,10 @@ def encode_options(function):
 
 
 def encode_job(settings: dict):
-    """The :class:`ksc.batch.EncodeJob` (options, byte cap) that :data:`ENCODE_OPTIONS`' values ask for."""
-    from ksc.batch import EncodeJob
-    from ksc.config import ModelConfig, TrainConfig, preset_options
+    """The :class:`ksc.tools.batch.EncodeJob` (options, byte cap) that :data:`ENCODE_OPTIONS`' values ask for."""
+    from ksc.encoding.config import TrainConfig, preset_options
+    from ksc.models.config import ModelConfig
+    from ksc.tools.batch import EncodeJob
 
     preset = preset_options(settings["preset"])
     width = settings["width"]

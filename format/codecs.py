@@ -226,7 +226,7 @@ class ArithmeticUniformCodec:
     def step_for(self, values: np.ndarray, scale: float = 1.0) -> np.float32:
         """The stored step for ``values``: :func:`rms_step` at this codec's bits, times ``scale``.
 
-        ``scale`` is the writer's choice per tensor (``ksc.step_allocation``);
+        ``scale`` is the writer's choice per tensor (``ksc.encoding.step_allocation``);
         a reader needs only the stored step.
         """
         return np.float32(rms_step(float(np.sqrt(np.mean(np.square(values, dtype=np.float64)))), self.bits) * scale)

@@ -3,14 +3,14 @@
 Format 5.0 stores no tensor names or shapes: both follow from the ``model``
 fields, in the order this table gives, so the header lists only each
 tensor's codec and size (names and shapes were ~90 of a default file's
-~7200 bytes). The model fields are validated by :class:`ksc.config.ModelConfig`
+~7200 bytes). The model fields are validated by :class:`ksc.models.config.ModelConfig`
 before any shape is computed, so a hostile header cannot ask for a huge layout.
 """
 
 from __future__ import annotations
 
-from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
+from ksc.models.config import ModelConfig
 
 MODEL_FIELDS = ("features", "spheres", "layers", "width", "activation", "weighting", "frequencies", "feature_dim")
 """The ``model`` values of a format 5.x header, in the order its array holds them; fixed for 5.x."""

@@ -10,6 +10,11 @@ Two functions do the work, like zstandard's or DracoPy's::
 
 ``decode`` and ``info`` run in numpy and never import torch; ``encode`` trains
 a network and needs the ``encode`` extra (torch, libigl).
+
+The subpackages go by role: ``models`` (the network: shape, torch module, numpy
+runtime), ``encoding``, ``decoding``, ``mesh`` and ``tools``. They are called
+``encoding``/``decoding``, not ``encode``/``decode``: importing a subpackage binds
+its name on ``ksc``, which would replace the functions ``ksc.encode``/``ksc.decode``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 __all__ = ["encode", "decode", "info", "load", "__version__"]
 
-from ksc.trimesh_loader import install as _install_trimesh_loader
+from ksc.tools.trimesh_loader import install as _install_trimesh_loader
 
 _install_trimesh_loader()
 
@@ -49,7 +54,7 @@ def encode(
     mesh : trimesh.Trimesh or path
         The mesh, in any position and scale, or a file ksc reads (.obj .ply .stl .off .glb .gltf).
     preset : str
-        Rate point: 'small', 'default' or 'high' (``ksc.config.PRESETS``).
+        Rate point: 'small', 'default' or 'high' (``ksc.encoding.config.PRESETS``).
     max_bytes : int, optional
         The file is never larger: the network is narrowed and its weights coarsened to fit.
     seed : int
@@ -57,20 +62,20 @@ def encode(
     device : str
         'auto' (CUDA when available, else the CPU), 'cpu', 'cuda', 'cuda:N'.
     threads : int, optional
-        CPU cores for the training (default ``ksc.threads.TRAINING_THREADS``, two, or one where only one is
+        CPU cores for the training (default ``ksc.encoding.threads.TRAINING_THREADS``, two, or one where only one is
         usable), each in a process of its own; the bytes depend on it. Torch itself runs on one thread
         meanwhile; the caller's count is restored.
     **options
-        Any other ``ksc.config.EncodeOptions`` field (``samples``, ``qat_steps``, ...).
+        Any other ``ksc.encoding.config.EncodeOptions`` field (``samples``, ``qat_steps``, ...).
     """
-    from ksc.config import preset_options
-    from ksc.meshio import check_mesh, load_mesh
-    from ksc.threads import torch_threads, training_threads
+    from ksc.encoding.config import preset_options
+    from ksc.encoding.threads import torch_threads, training_threads
+    from ksc.mesh.io import check_mesh, load_mesh
 
     threads = training_threads(threads)
     mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
-    from ksc.device import resolve_device
-    from ksc.encoder import encode_mesh, fit_width_to_budget
+    from ksc.encoding.device import resolve_device
+    from ksc.encoding.pipeline import encode_mesh, fit_width_to_budget
 
     settings = preset_options(preset, seed=seed, **options)
     if max_bytes is not None and "model" not in options:
@@ -87,13 +92,13 @@ def decode(data: bytes, resolution: int | None = None, faces: int | None = None)
     data : bytes
         A ``.ksc`` file's contents.
     resolution : int, optional
-        Marching-cubes grid nodes per axis, 16..1024 (default ``ksc.config.DEFAULT_RESOLUTION``).
+        Marching-cubes grid nodes per axis, 16..1024 (default ``ksc.decoding.config.DEFAULT_RESOLUTION``).
     faces : int, optional
         None: twice the source mesh's face count, as the file records it; 0: the raw
         marching-cubes mesh; N: decimated to about N faces.
     """
-    from ksc.config import DEFAULT_RESOLUTION
-    from ksc.decoder import decode as decode_bytes
+    from ksc.decoding.config import DEFAULT_RESOLUTION
+    from ksc.decoding.pipeline import decode as decode_bytes
 
     return decode_bytes(bytes(data), DEFAULT_RESOLUTION if resolution is None else resolution, faces=faces).mesh
 

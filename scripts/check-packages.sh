@@ -41,7 +41,7 @@ pip_quietly install "$WHEEL"
     clean/bin/python - "$GOLDEN" <<'PY'
 import sys
 import ksc, trimesh
-from ksc.serve import viewer_files
+from ksc.tools.serve import viewer_files
 mesh = trimesh.load_mesh(sys.argv[1])
 assert len(mesh.faces) > 1000 and mesh.is_watertight, mesh
 viewer_files()  # the page `ksc view` serves is installed

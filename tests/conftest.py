@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from ksc.config import EncodeOptions, ModelConfig, TrainConfig
+from ksc.encoding.config import EncodeOptions, TrainConfig
+from ksc.models.config import ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"

@@ -6,11 +6,11 @@ import time
 import pytest
 import torch
 
-from ksc import backprop
-from ksc.backprop import FusedTrainer, PointTable
-from ksc.config import ModelConfig
-from ksc.model import KeySphereNet
-from ksc.train import sdf_loss
+from ksc.encoding import backprop
+from ksc.encoding.backprop import FusedTrainer, PointTable
+from ksc.encoding.train import sdf_loss
+from ksc.models.config import ModelConfig
+from ksc.models.network import KeySphereNet
 
 CONFIGS = [
     ModelConfig(),

@@ -15,8 +15,9 @@ import trimesh
 
 pytest.importorskip("distributed", reason="ksc batch needs the 'batch' extra (dask.distributed)")
 
-from ksc.batch import MANIFEST_CSV, MANIFEST_JSON, EncodeJob, run_batch  # noqa: E402
-from ksc.config import EncodeOptions, ModelConfig, TrainConfig  # noqa: E402
+from ksc.encoding.config import EncodeOptions, TrainConfig  # noqa: E402
+from ksc.models.config import ModelConfig
+from ksc.tools.batch import MANIFEST_CSV, MANIFEST_JSON, EncodeJob, run_batch  # noqa: E402
 
 OPTIONS = EncodeOptions(
     model=ModelConfig(spheres=16, layers=3, width=16), train=TrainConfig(steps=150), samples=20_000, qat_steps=20
@@ -36,8 +37,8 @@ def make_folder(root: Path) -> Path:
 
 def single_encode(path: Path) -> bytes:
     """What ``ksc encode --threads 1`` with the same options writes."""
-    from ksc.encoder import encode_mesh
-    from ksc.meshio import load_mesh
+    from ksc.encoding.pipeline import encode_mesh
+    from ksc.mesh.io import load_mesh
 
     return encode_mesh(load_mesh(path), OPTIONS, threads=1).data
 
@@ -79,15 +80,15 @@ def test_a_folder_on_a_local_cluster_then_a_rerun_that_skips(tmp_path):
 
 
 def test_a_batch_killed_before_its_manifest_was_written_resumes_from_its_journal(tmp_path, monkeypatch):
-    import ksc.batch
+    import ksc.tools.batch
 
     source, out = make_folder(tmp_path), tmp_path / "out"
     job = EncodeJob(options=OPTIONS)
     with monkeypatch.context() as patch:  # as if the client died after the tasks, before any manifest write
-        patch.setattr(ksc.batch, "_write_manifest", lambda *args, **kwargs: None)
+        patch.setattr(ksc.tools.batch, "_write_manifest", lambda *args, **kwargs: None)
         run_batch(source, out, job, workers=1)
     assert not (out / MANIFEST_JSON).exists()
-    journal = [json.loads(line) for line in (out / ksc.batch.JOURNAL).read_text().splitlines()]
+    journal = [json.loads(line) for line in (out / ksc.tools.batch.JOURNAL).read_text().splitlines()]
     assert sorted(row["input"] for row in journal) == ["sub/ball.obj", "sub/flat.obj", "torus.ply"]
     again = run_batch(source, out, job, workers=1)
     assert {row["input"]: row["status"] for row in again.rows} == {
@@ -95,13 +96,13 @@ def test_a_batch_killed_before_its_manifest_was_written_resumes_from_its_journal
         "sub/flat.obj": "failed",
         "torus.ply": "skipped",
     }
-    assert not (out / ksc.batch.JOURNAL).exists() and manifest(out)["torus.ply"]["status"] == "skipped"
+    assert not (out / ksc.tools.batch.JOURNAL).exists() and manifest(out)["torus.ply"]["status"] == "skipped"
 
 
 def test_a_task_on_two_cores_writes_what_a_two_core_encode_writes(tmp_path):
     """A Dask worker is a daemonic process; its task forks the training's helper all the same."""
-    from ksc.encoder import encode_mesh
-    from ksc.meshio import load_mesh
+    from ksc.encoding.pipeline import encode_mesh
+    from ksc.mesh.io import load_mesh
 
     source, out = make_folder(tmp_path), tmp_path / "out"
     report = run_batch(source / "sub", out, EncodeJob(options=OPTIONS, threads=2), workers=1)
@@ -167,7 +168,7 @@ def test_a_scheduler_and_two_workers_started_as_separate_processes(tmp_path):
 
 
 def test_local_workers_add_one_per_gpu_beside_the_cpu_ones():
-    from ksc.batch import local_workers
+    from ksc.tools.batch import local_workers
 
     assert local_workers(2, 1, None, 0, 10) == ["cpu", "cpu"]
     assert local_workers(2, 1, None, 0, 1) == ["cpu"]
@@ -179,10 +180,10 @@ def test_local_workers_add_one_per_gpu_beside_the_cpu_ones():
 
 def test_a_worker_with_its_own_device_takes_tasks(tmp_path, monkeypatch):
     """The local cluster's extra (GPU) worker, here on a second name of the CPU so that it runs anywhere."""
-    import ksc.batch
+    import ksc.tools.batch
 
-    monkeypatch.setattr(ksc.batch, "_cuda_devices", lambda: 1)
-    monkeypatch.setattr(ksc.batch, "local_workers", lambda *args: ["cpu", "cpu:0"])
+    monkeypatch.setattr(ksc.tools.batch, "_cuda_devices", lambda: 1)
+    monkeypatch.setattr(ksc.tools.batch, "local_workers", lambda *args: ["cpu", "cpu:0"])
     source, out = make_folder(tmp_path), tmp_path / "out"
     (source / "sub" / "flat.obj").unlink()
     trimesh.creation.capsule(height=1.0, radius=0.4).export(source / "capsule.ply")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from ksc.check import check_file
+from ksc.encoding.check import check_file
 from ksc.errors import KscInputError
-from ksc.normalize import Transform
+from ksc.mesh.normalize import Transform
 
 GOLDEN_TORUS = Path(__file__).resolve().parent / "golden" / "v5.0" / "torus.ksc"
 
@@ -41,18 +41,18 @@ def test_a_file_fails_against_another_shape():
 
 def test_the_encoder_refuses_a_file_that_fails_its_check(monkeypatch, torus):
     """With the limit tightened past what any file reaches, a real encode is refused with the check's numbers."""
-    import ksc.check
-    from ksc.encoder import encode_mesh
+    import ksc.encoding.check
+    from ksc.encoding.pipeline import encode_mesh
 
     from .conftest import quick_options
 
-    monkeypatch.setattr(ksc.check, "MAX_CHAMFER", 0.0)
+    monkeypatch.setattr(ksc.encoding.check, "MAX_CHAMFER", 0.0)
     with pytest.raises(KscInputError, match=r"does not describe the input \(Chamfer-L1 0\.\d+ \(limit 0\.0\)"):
         encode_mesh(torus, quick_options(steps=100))
 
 
 def test_an_encode_reports_the_seconds_of_every_stage(torus):
-    from ksc.encoder import STAGES, encode_mesh
+    from ksc.encoding.pipeline import STAGES, encode_mesh
 
     from .conftest import quick_options
 

@@ -10,8 +10,9 @@ import trimesh
 from click.testing import CliRunner
 
 from ksc.cli.main import main
-from ksc.config import PRESETS, ModelConfig
+from ksc.encoding.config import PRESETS
 from ksc.format import VERSION
+from ksc.models.config import ModelConfig
 
 from .conftest import assert_same_mesh, make_torus
 
@@ -121,7 +122,7 @@ def test_max_bytes_is_never_exceeded(encoded, tmp_path):
 
 
 def test_max_bytes_without_a_width_narrows_the_network_and_keeps_8_bits(encoded, tmp_path):
-    from ksc.encoder import planned_bytes
+    from ksc.encoding.pipeline import planned_bytes
 
     source, _, _ = encoded
     limit = math.ceil(planned_bytes(ModelConfig(spheres=32, layers=4, width=20)))
@@ -310,7 +311,7 @@ def test_a_missing_encode_extra_is_a_clear_error(encoded, tmp_path, monkeypatch)
     source, target, _ = encoded
     out = tmp_path / "decoded.ply"
     assert CliRunner().invoke(main, ["decode", str(target), str(out), "--resolution", "32", "-q"]).exit_code == 0
-    monkeypatch.delitem(sys.modules, "ksc.metrics", raising=False)
+    monkeypatch.delitem(sys.modules, "ksc.mesh.metrics", raising=False)
     monkeypatch.delitem(sys.modules, "igl", raising=False)
     monkeypatch.setattr(builtins, "__import__", without_igl)
     result = CliRunner().invoke(main, ["compare", str(source), str(out)])
@@ -337,7 +338,7 @@ def _job(*args):
 
 
 def test_the_fast_preset_trains_shorter_and_explicit_options_win():
-    from ksc.config import EncodeOptions, preset_options
+    from ksc.encoding.config import EncodeOptions, preset_options
 
     assert _job().options == EncodeOptions()
     fast = _job("--preset", "fast").options

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from ksc.decoder import decode_mesh
-from ksc.encoder import encode_mesh
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.pipeline import encode_mesh
 from ksc.errors import KscInputError
 from ksc.format import read_container
-from ksc.metrics import compare_meshes
-from ksc.model import load_model
+from ksc.mesh.metrics import compare_meshes
+from ksc.models.network import load_model
 
 from .conftest import make_torus, quick_options
 
@@ -61,10 +61,11 @@ def test_stored_weights_are_the_quantized_trained_ones(torus_result):
 
 def test_short_run_still_reports_its_loss():
     """A training shorter than one 100-step loss window reports the mean of all its steps."""
-    from ksc.config import ModelConfig, TrainConfig
-    from ksc.model import KeySphereNet
-    from ksc.sampling import SdfSamples
-    from ksc.train import fit
+    from ksc.encoding.config import TrainConfig
+    from ksc.encoding.sampling import SdfSamples
+    from ksc.encoding.train import fit
+    from ksc.models.config import ModelConfig
+    from ksc.models.network import KeySphereNet
 
     points = np.random.default_rng(0).uniform(-1, 1, (500, 3)).astype(np.float32)
     samples = SdfSamples(points, (0.5 - np.linalg.norm(points, axis=1)).astype(np.float32))
@@ -84,7 +85,7 @@ def test_the_file_records_the_final_loss(torus_result):
     [({"weight_bits": 1}, "weight bits"), ({"qat_steps": -1}, "quantization-aware"), ({"uniform_share": 0.95}, "uniform share")],
 )
 def test_absurd_encode_options_are_refused(changes, message):
-    from ksc.config import EncodeOptions
+    from ksc.encoding.config import EncodeOptions
 
     with pytest.raises(KscInputError, match=message):
         EncodeOptions(**changes)
@@ -104,10 +105,11 @@ def test_time_budget_stops_training_early():
     """
     import time
 
-    from ksc.config import ModelConfig, TrainConfig
-    from ksc.model import KeySphereNet
-    from ksc.sampling import SdfSamples
-    from ksc.train import fit
+    from ksc.encoding.config import TrainConfig
+    from ksc.encoding.sampling import SdfSamples
+    from ksc.encoding.train import fit
+    from ksc.models.config import ModelConfig
+    from ksc.models.network import KeySphereNet
 
     points = np.random.default_rng(0).uniform(-1, 1, (5000, 3)).astype(np.float32)
     samples = SdfSamples(points, (0.5 - np.linalg.norm(points, axis=1)).astype(np.float32))
@@ -122,7 +124,7 @@ def test_time_budget_stops_training_early():
 
 def test_the_default_preset_is_the_default_options():
     """ModelConfig's default width and the default preset's are stated twice (config.py); rd and ablation rely on both."""
-    from ksc.config import EncodeOptions, preset_options
+    from ksc.encoding.config import EncodeOptions, preset_options
 
     assert preset_options("default") == EncodeOptions()
 
@@ -130,8 +132,8 @@ def test_the_default_preset_is_the_default_options():
 def test_a_small_budget_narrows_the_network_rather_than_its_bits():
     from dataclasses import replace
 
-    from ksc.config import EncodeOptions
-    from ksc.encoder import MIN_PLANNED_WIDTH, fit_width_to_budget, planned_bytes
+    from ksc.encoding.config import EncodeOptions
+    from ksc.encoding.pipeline import MIN_PLANNED_WIDTH, fit_width_to_budget, planned_bytes
 
     options = EncodeOptions()
     assert fit_width_to_budget(options, 10**6) == options  # never wider than asked
@@ -143,8 +145,8 @@ def test_a_small_budget_narrows_the_network_rather_than_its_bits():
 
 
 def test_a_collapsed_network_describes_no_surface():
-    from ksc.encoder import describes_a_surface
-    from ksc.sampling import SdfSamples
+    from ksc.encoding.pipeline import describes_a_surface
+    from ksc.encoding.sampling import SdfSamples
 
     class Field(torch.nn.Module):
         def __init__(self, constant: float | None):

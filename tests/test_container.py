@@ -4,7 +4,6 @@ import zlib
 import numpy as np
 import pytest
 
-from ksc.config import ModelConfig
 from ksc.errors import KscFormatError
 from ksc.format import (
     VERSION,
@@ -20,6 +19,7 @@ from ksc.format import (
 from ksc.format.container import MAGIC, MAX_BODY_BYTES
 from ksc.format.layout import tensor_layout
 from ksc.format.testing import pack_raw, unpack_raw
+from ksc.models.config import ModelConfig
 
 TINY_MODEL = {
     "features": "direct",

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from ksc.decoder import decode_mesh
-from ksc.encoder import encode_mesh
-from ksc.metrics import compare_meshes
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.pipeline import encode_mesh
+from ksc.mesh.metrics import compare_meshes
 
 from .conftest import quick_options
 
@@ -21,7 +21,7 @@ def test_a_batch_puts_a_gpu_worker_beside_the_cpu_ones(tmp_path):
     pytest.importorskip("distributed")
     import trimesh
 
-    from ksc.batch import EncodeJob, run_batch
+    from ksc.tools.batch import EncodeJob, run_batch
 
     folder = tmp_path / "in"
     folder.mkdir()

@@ -7,12 +7,12 @@ import pytest
 import trimesh
 
 import ksc
-from ksc.config import TrainConfig
-from ksc.decoder import STAGES, decode, source_faces
+from ksc.decoding.pipeline import STAGES, decode, source_faces
+from ksc.encoding.config import TrainConfig
 from ksc.errors import KscInputError
 from ksc.format import VERSION, read_container
-from ksc.meshio import serialize
-from ksc.metrics import compare_meshes
+from ksc.mesh.io import serialize
+from ksc.mesh.metrics import compare_meshes
 
 from .golden.regenerate import golden_torus
 
@@ -126,7 +126,7 @@ def test_python_encode_takes_a_mesh_or_a_path(torus, tmp_path):
 
     threads = torch.get_num_threads()
     data = ksc.encode(torus, preset="small", seed=3, **options)
-    assert torch.get_num_threads() == threads  # trained on ksc.threads.TRAINING_THREADS, the caller's count restored
+    assert torch.get_num_threads() == threads  # trained on ksc.encoding.threads.TRAINING_THREADS, the caller's count restored
     path = tmp_path / "torus.obj"
     torus.export(path)
     assert ksc.encode(str(path), preset="small", seed=3, **options) == ksc.encode(path, preset="small", seed=3, **options)

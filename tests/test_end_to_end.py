@@ -7,11 +7,11 @@ Chamfer-L1 ~0.0037 when measured), so a broken stage fails it, noise does not.
 
 import pytest
 
-from ksc.config import EncodeOptions, TrainConfig
-from ksc.decoder import decode_mesh
-from ksc.encoder import encode_mesh
-from ksc.meshio import load_mesh
-from ksc.metrics import compare_meshes
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.config import EncodeOptions, TrainConfig
+from ksc.encoding.pipeline import encode_mesh
+from ksc.mesh.io import load_mesh
+from ksc.mesh.metrics import compare_meshes
 
 from .conftest import assert_same_mesh, shared_mesh
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from ksc.decoder import load_field
+from ksc.decoding.extract import _crossed_cells, _nearest_within, evaluate_grid, extract_mesh, extract_surface
+from ksc.decoding.pipeline import load_field
 from ksc.errors import KscError
-from ksc.extract import _crossed_cells, _nearest_within, evaluate_grid, extract_mesh, extract_surface
 from ksc.format import VERSION
 
 from .conftest import assert_same_mesh

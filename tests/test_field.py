@@ -1,4 +1,4 @@
-"""The numpy network (ksc.field) against the torch one it replaces in the decoder, and a decoder without torch."""
+"""The numpy network (ksc.models.runtime) against the torch one it replaces in the decoder, and a decoder without torch."""
 
 import json
 import os
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from ksc.config import ModelConfig
-from ksc.decoder import load_field
-from ksc.extract import evaluate_grid, extract_surface
-from ksc.field import SphereField
-from ksc.model import KeySphereNet, load_model
+from ksc.decoding.extract import evaluate_grid, extract_surface
+from ksc.decoding.pipeline import load_field
+from ksc.models.config import ModelConfig
+from ksc.models.network import KeySphereNet, load_model
+from ksc.models.runtime import SphereField
 
 GOLDEN = sorted((Path(__file__).resolve().parent / "golden").glob("v*/*.ksc"))
 POINTS = np.random.default_rng(0).uniform(-1.05, 1.05, size=(3000, 3)).astype(np.float32)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from ksc.decoder import decode_mesh, load_field
+from ksc.decoding.pipeline import decode_mesh, load_field
 from ksc.format import VERSION, read_container
-from ksc.metrics import compare_meshes
+from ksc.mesh.metrics import compare_meshes
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(GOLDEN.glob("v*/*.ksc"))

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ksc.decoder import verify
+from ksc.decoding.pipeline import verify
 from ksc.errors import KscFormatError
 from ksc.format.container import MAGIC, MAX_FILE_BYTES, PREAMBLE, READABLE_MAJORS, VERSION
 from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw

@@ -3,7 +3,7 @@ import pytest
 import trimesh
 
 from ksc.errors import KscInputError
-from ksc.meshio import check_output_format, load_mesh, mesh_bytes, write_atomic
+from ksc.mesh.io import check_output_format, load_mesh, mesh_bytes, write_atomic
 
 
 def test_loads_every_supported_input_format(tmp_path, sphere_mesh):
@@ -85,8 +85,8 @@ def test_inconsistently_wound_faces_are_flipped_back_and_the_signs_kept():
     """Half the faces flipped at random (common in Thingi10K) cancel the winding number; ksc repairs the winding first."""
     import trimesh
 
-    from ksc.meshio import consistently_wound
-    from ksc.sampling import inside_by_winding_number
+    from ksc.mesh.io import consistently_wound
+    from ksc.mesh.sampling import inside_by_winding_number
 
     from .conftest import make_torus
 
@@ -111,8 +111,8 @@ def test_an_unwelded_soup_of_overlapping_parts_with_flipped_faces_is_welded_and_
     flipped. Welded by position and wound consistently, each closed part points outwards: the inside is the union."""
     import trimesh
 
-    from ksc.meshio import consistently_wound
-    from ksc.sampling import inside_by_winding_number
+    from ksc.mesh.io import consistently_wound
+    from ksc.mesh.sampling import inside_by_winding_number
 
     first = trimesh.creation.box(extents=(2.0, 1.0, 1.0))
     second = trimesh.creation.box(extents=(1.0, 0.8, 2.0))

@@ -1,7 +1,7 @@
 import pytest
 import trimesh
 
-from ksc.metrics import compare_meshes
+from ksc.mesh.metrics import compare_meshes
 
 
 def test_identical_meshes_score_perfectly(sphere_mesh):

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from ksc.config import ACTIVATION_NAMES, ModelConfig
 from ksc.errors import KscFormatError, KscInputError
-from ksc.model import ACTIVATIONS, KeySphereNet
+from ksc.models.config import ACTIVATION_NAMES, ModelConfig
+from ksc.models.network import ACTIVATIONS, KeySphereNet
 
 
 def paper_parameter_count(m: int, k: int, q: int) -> int:

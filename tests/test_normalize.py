@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ksc.errors import KscInputError
-from ksc.normalize import Transform
+from ksc.mesh.normalize import Transform
 
 
 def test_transform_fills_unit_cube_and_round_trips():

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from ksc.config import LONG_TRAINING_STEPS, EncodeOptions, TrainConfig
+from ksc.encoding.config import LONG_TRAINING_STEPS, EncodeOptions, TrainConfig
+from ksc.encoding.sampling import SAMPLE_MIX, SignedDistance, sample_sdf
 from ksc.errors import KscInputError
-from ksc.sampling import SAMPLE_MIX, SignedDistance, inside_by_winding_number, sample_sdf, sample_surface, spatial_order
+from ksc.mesh.sampling import inside_by_winding_number, sample_surface, spatial_order
 
 
 def test_signed_distance_is_positive_inside_a_sphere(sphere_mesh):
@@ -120,7 +121,7 @@ def test_sorted_queries_give_libigls_values_in_the_callers_order(sphere_mesh):
 
 
 def test_closed_surfaces_are_told_from_open_and_miswound_ones(sphere_mesh, torus):
-    from ksc.sampling import is_closed_surface
+    from ksc.mesh.sampling import is_closed_surface
 
     assert is_closed_surface(sphere_mesh.vertices, sphere_mesh.faces)
     assert is_closed_surface(torus.vertices, torus.faces)
@@ -142,7 +143,8 @@ def test_two_pass_winding_number_gives_the_full_accuracy_inside(sphere_mesh):
     on an open ball, whose winding number is near 1/2 all across its hole."""
     import igl
 
-    from ksc.sampling import ACCURACY, DOUBT, FAST_ACCURACY, WindingNumber
+    from ksc.mesh.sampling import ACCURACY, FAST_ACCURACY
+    from ksc.mesh.sampling import DOUBT, WindingNumber
 
     open_ball = sphere_mesh.copy()
     open_ball.update_faces(np.arange(len(open_ball.faces)) >= 800)  # a hole of a sixth of the sphere

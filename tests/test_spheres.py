@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import trimesh
 
+from ksc.encoding.sampling import SignedDistance
+from ksc.encoding.spheres import extract_key_spheres
 from ksc.errors import KscInputError
-from ksc.normalize import Transform
-from ksc.sampling import SignedDistance
-from ksc.spheres import extract_key_spheres
+from ksc.mesh.normalize import Transform
 
 
 def _unit(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -42,7 +42,7 @@ def test_flat_mesh_has_no_interior():
 
 
 def test_the_file_stores_centres_exactly_and_in_fewer_bytes(torus):
-    from ksc.encoder import sphere_codec_for_grid
+    from ksc.encoding.pipeline import sphere_codec_for_grid
     from ksc.format import SortedUniformCodec
 
     key = extract_key_spheres(SignedDistance(_unit(torus)), 64)

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from ksc.config import ModelConfig, TrainConfig
-from ksc.encoder import STEP_FACTOR, train_mesh
+from ksc.encoding.config import TrainConfig
+from ksc.encoding.pipeline import STEP_FACTOR, train_mesh
+from ksc.encoding.quantize import FakeQuantizer
+from ksc.encoding.sampling import SdfSamples
+from ksc.encoding.step_allocation import SCALE_RANGE, _layer_inputs, _prediction_with, step_scales, tensor_sensitivities
+from ksc.encoding.train import fit
 from ksc.format import ArithmeticUniformCodec, read_container
 from ksc.format.codecs import rms_step
-from ksc.model import KeySphereNet
-from ksc.quantize import FakeQuantizer
-from ksc.sampling import SdfSamples
-from ksc.step_allocation import SCALE_RANGE, _layer_inputs, _prediction_with, step_scales, tensor_sensitivities
-from ksc.train import fit
+from ksc.models.config import ModelConfig
+from ksc.models.network import KeySphereNet
 from tests.conftest import make_torus, quick_options
 
 

@@ -5,14 +5,14 @@ import os
 import pytest
 import torch
 
-import ksc.threads
-from ksc.threads import TRAINING_THREADS, torch_threads, training_threads
+import ksc.encoding.threads
+from ksc.encoding.threads import TRAINING_THREADS, torch_threads, training_threads
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no os.sched_getaffinity on this platform")
 @pytest.mark.parametrize(("cpus", "expected"), [({0}, 1), ({0, 1}, min(2, TRAINING_THREADS)), (set(range(8)), TRAINING_THREADS)])
 def test_the_default_is_capped_by_the_usable_cpus(monkeypatch, cpus, expected):
-    monkeypatch.setattr(ksc.threads.os, "sched_getaffinity", lambda pid: cpus)
+    monkeypatch.setattr(ksc.encoding.threads.os, "sched_getaffinity", lambda pid: cpus)
     assert training_threads() == expected
     assert training_threads(3) == 3  # asked for: taken as it is
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ksc.train import learning_rate_at, sdf_loss
+from ksc.encoding.train import learning_rate_at, sdf_loss
 
 
 def test_loss_is_plain_l1():

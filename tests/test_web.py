@@ -24,10 +24,10 @@ import pytest
 from click.testing import CliRunner
 
 from ksc.cli.main import main
-from ksc.decoder import load_field, verify
+from ksc.decoding.pipeline import load_field, verify
 from ksc.errors import KscFormatError
 from ksc.format.testing import header_paths, pack_raw, reseal, unpack_raw
-from ksc.preview import CAMERA, png_bytes, preview, project, render
+from ksc.tools.preview import CAMERA, png_bytes, preview, project, render
 
 REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web"
@@ -78,7 +78,7 @@ def test_js_field_matches_python_on_every_golden_file():
 def test_js_surface_is_closed_and_encloses_what_python_decodes():
     import trimesh
 
-    from ksc.decoder import decode
+    from ksc.decoding.pipeline import decode
 
     data = CURRENT.read_bytes()
     (result,) = js_decode([data], cells=64)
@@ -168,7 +168,7 @@ def test_camera_is_the_same_in_the_page_and_the_preview():
 def test_preview_silhouette_is_the_decoded_mesh_projection():
     import trimesh
 
-    from ksc.decoder import decode
+    from ksc.decoding.pipeline import decode
 
     data = CURRENT.read_bytes()
     picture = preview(data, SIZE)
@@ -228,7 +228,7 @@ class Viewing:
     """`ksc view FILE --no-open` as a process, stopped with SIGINT as Ctrl-C would."""
 
     def __init__(self, path: Path):
-        from ksc.serve import viewer_files
+        from ksc.tools.serve import viewer_files
 
         try:
             viewer_files()

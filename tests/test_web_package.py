@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import ksc
-from ksc.decoder import decode
+from ksc.decoding.pipeline import decode
 from ksc.errors import KscFormatError
-from ksc.metrics import surface_distances
+from ksc.mesh.metrics import surface_distances
 
 REPO = Path(__file__).resolve().parent.parent
 WEB = REPO / "web"

@@ -4,7 +4,7 @@ Each variant changes one thing from the default preset (8-bit weights after
 quantization-aware fine-tuning, 64 key spheres, DPFE branch with 8 features, 6 octaves
 of Fourier features of the query point, 5 x 34 MLP, the default's SOAP steps of 2048 points) and is
 encoded from scratch with its own training, decoded as ``ksc decode`` does by default and
-measured with ``ksc.metrics`` against the input. A variant pays if it lowers Chamfer-L1 at no
+measured with ``ksc.mesh.metrics`` against the input. A variant pays if it lowers Chamfer-L1 at no
 more bytes, or keeps it at fewer bytes or less encode time. Where ``benchmarks/rd.py`` has
 searched the full rival for a mesh (``benchmarks/.cache/rival/``), every row also gets its
 BD-rate against Draco's curve (the byte difference at the row's Chamfer-L1), which compares
@@ -44,13 +44,13 @@ from benchmarks.rival import (
     CachedRival,
     bd_rate,
 )
-from ksc.check import check_file
-from ksc.config import PRESETS, EncodeOptions
-from ksc.decoder import decode_mesh
-from ksc.encoder import train_mesh
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.check import check_file
+from ksc.encoding.config import PRESETS, EncodeOptions
+from ksc.encoding.pipeline import train_mesh
 from ksc.errors import KscError, KscInputError
-from ksc.meshio import load_mesh
-from ksc.metrics import compare_meshes
+from ksc.mesh.io import load_mesh
+from ksc.mesh.metrics import compare_meshes
 from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj")
@@ -135,7 +135,7 @@ VARIANTS = {
 
 def run_variant(mesh, name: str, options: EncodeOptions, also_bits: tuple[int, ...] = ()) -> list[dict]:
     """One training, encoded at the variant's bits and at each of ``also_bits`` (rows named ``NAME @ B bits``),
-    each file checked as :func:`ksc.encoder.encode_mesh` checks it, decoded and measured; a network the encoder
+    each file checked as :func:`ksc.encoding.pipeline.encode_mesh` checks it, decoded and measured; a network the encoder
     or decoder refuses (collapsed, no surface) is a row too."""
     start = time.perf_counter()
     try:
@@ -412,7 +412,7 @@ def save(rows: list[dict], machine: str, name: str, command: str | None = None) 
             "# Ablation: one change at a time from the default preset",
             "",
             f"Machine: {machine}. Command: `{command.strip()}`. Decoded as `ksc decode` does by default; errors",
-            "in the normalized frame of the input (`ksc/metrics.py`). Ratio < 1: the variant is more accurate.",
+            "in the normalized frame of the input (`ksc/mesh/metrics.py`). Ratio < 1: the variant is more accurate.",
             "BD-rate: bytes against Draco's (full rival, `rd.py`'s cached curve) at the row's Chamfer-L1; lower is better.",
             "",
             markdown_table(summary_columns, summary),

@@ -2,12 +2,12 @@
 
 For every mesh of the given folders with a default ``.ksc`` in the cache
 (``benchmarks/.cache/default/``, see ``decode.py``), each policy's mesh is
-scored against the input (``ksc.metrics``: Chamfer-L1, p99, normal error)
+scored against the input (``ksc.mesh.metrics``: Chamfer-L1, p99, normal error)
 and against the raw 256^3 marching-cubes mesh's scores. A policy is a grid
 resolution, a target face count (a multiple of the source mesh's, as the file
 records it; 0 keeps marching cubes) and whether the decimated vertices are
 moved onto the zero level (one Newton step, before decimation). Decimation is
-``ksc.surface.decimate`` (fast-simplification's quadric edge collapse).
+``ksc.decoding.surface.decimate`` (fast-simplification's quadric edge collapse).
 Writes ``benchmarks/results/decimation[-SUFFIX].{json,md}``.
 Run: ``.venv/bin/python -m research.design.decimation``.
 """
@@ -30,11 +30,11 @@ from benchmarks.common import (
     shared_meshes,
     write_results,
 )
-from ksc.decoder import load_field, source_faces
-from ksc.extract import extract_mesh
-from ksc.meshio import load_mesh
-from ksc.metrics import compare_meshes
-from ksc.surface import decimate
+from ksc.decoding.extract import extract_mesh
+from ksc.decoding.pipeline import load_field, source_faces
+from ksc.decoding.surface import decimate
+from ksc.mesh.io import load_mesh
+from ksc.mesh.metrics import compare_meshes
 from research.design import RESULTS
 
 POLICIES = [  # (resolution, faces as a multiple of the source's, project the marching-cubes vertices first)
@@ -196,7 +196,7 @@ def save(rows, args, machine, command: str | None = None) -> None:
             "# Decoded mesh policies: resolution, decimation, projection onto the zero level",
             "",
             f"Machine: {machine}. Command: `{(command or command_line()).strip()}`. Files: the default `.ksc` of each mesh",
-            "(benchmarks/.cache/default). Errors against the input mesh (ksc.metrics); '/ raw' divides by the",
+            "(benchmarks/.cache/default). Errors against the input mesh (ksc.mesh.metrics); '/ raw' divides by the",
             "256^3 marching-cubes mesh's. In-process seconds: 'extract s' for marching cubes on the band,",
             "'then s' for projection and decimation.",
             "",

@@ -1,7 +1,7 @@
 """Training distances: the exact backend against pysdf, in time and in error.
 
 For each mesh, the encoder's own training samples (default mix and seed) are
-drawn once; both backends of :class:`ksc.sampling.SignedDistance` then give
+drawn once; both backends of :class:`ksc.encoding.sampling.SignedDistance` then give
 their unsigned distance, timed, and pysdf's is compared with the exact one,
 per kind of sample (near the surface, a little further, uniform in the box).
 Writes ``benchmarks/results/distance.{json,md}``.
@@ -26,11 +26,11 @@ from benchmarks.common import (
     shared_meshes,
     write_results,
 )
-from ksc.config import EncodeOptions
-from ksc.encoder import DOMAIN_BOUND
-from ksc.meshio import load_mesh
-from ksc.normalize import Transform
-from ksc.sampling import SignedDistance, sample_counts, sample_sdf
+from ksc.encoding.config import EncodeOptions
+from ksc.encoding.pipeline import DOMAIN_BOUND
+from ksc.encoding.sampling import SignedDistance, sample_counts, sample_sdf
+from ksc.mesh.io import load_mesh
+from ksc.mesh.normalize import Transform
 from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "armadillo.obj")

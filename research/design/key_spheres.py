@@ -2,7 +2,7 @@
 
 For each mesh of both folders (repaired and normalized as the encoder does), the key spheres of the default
 count are extracted twice from the same distance oracle: once coarse to fine (what the encoder does on a closed
-surface, :mod:`ksc.spheres`) and once from the dense grid (what it does on an open one). The table gives each
+surface, :mod:`ksc.encoding.spheres`) and once from the dense grid (what it does on an open one). The table gives each
 way's seconds and distance queries and whether the two chose the same spheres, bit for bit. Open surfaces have
 only the dense row. Writes ``benchmarks/results/key-spheres.{json,md}``.
 Run: ``.venv/bin/python -m research.design.key_spheres [--only bunny.obj ...]`` (about three minutes on 2 cores).
@@ -19,12 +19,12 @@ import numpy as np
 import trimesh
 
 from benchmarks.common import both_folders, command_line, machine_description, markdown_table, results_name, write_results
-from ksc.config import ModelConfig
+from ksc.encoding.sampling import SignedDistance
+from ksc.encoding.spheres import extract_key_spheres
 from ksc.errors import KscInputError
-from ksc.meshio import consistently_wound, load_mesh
-from ksc.normalize import Transform
-from ksc.sampling import SignedDistance
-from ksc.spheres import extract_key_spheres
+from ksc.mesh.io import consistently_wound, load_mesh
+from ksc.mesh.normalize import Transform
+from ksc.models.config import ModelConfig
 from research.design import RESULTS
 
 

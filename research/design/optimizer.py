@@ -1,7 +1,7 @@
 """Adam against SOAP: how many steps of each reach what near-surface error, and in how many seconds.
 
 For each mesh the encoder's training samples (default mix, seed 0) and the default network are set up once
-(``common.fitting_problem``); the network is then trained (``ksc.train.fit``, two slices as ``ksc encode``)
+(``common.fitting_problem``); the network is then trained (``ksc.encoding.train.fit``, two slices as ``ksc encode``)
 by each run of ``--runs`` (``OPTIMIZER:STEPS``, the default schedule stretched to that many steps) and scored
 by its mean absolute SDF error on 200 000 fresh samples of the same mix (seed 1): all of them, and the
 near-surface kind alone, the error that decides the decoded surface. The first run is the reference of the
@@ -30,7 +30,7 @@ from benchmarks.common import (
     results_name,
     write_results,
 )
-from ksc.config import OPTIMIZERS, TrainConfig
+from ksc.encoding.config import OPTIMIZERS, TrainConfig
 from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj", "rocker-arm.obj")

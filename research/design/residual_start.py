@@ -2,7 +2,7 @@
 when it learns a correction to the key spheres' own distance bound instead of the whole field?
 
 For each mesh the encoder's training samples (default mix, seed 0) are drawn once, and the default network
-is trained (``ksc.train.fit``, two slices as ``ksc encode``) on them in three ways: the plain field for
+is trained (``ksc.encoding.train.fit``, two slices as ``ksc encode``) on them in three ways: the plain field for
 ``--steps`` steps and for ``--long`` steps (the default's count), and, for every ``--softness`` tau, the
 residual ``sdf - b`` for ``--steps`` steps, where ``b(x) = tau * log sum_j exp((r_j - |x - c_j|) / tau)``
 is a smooth maximum of the spheres' bounds (tau = 0: the hard maximum, which a union of spheres gives;
@@ -33,7 +33,7 @@ from benchmarks.common import (
     results_name,
     write_results,
 )
-from ksc.config import OPTIMIZERS, TrainConfig
+from ksc.encoding.config import OPTIMIZERS, TrainConfig
 from research.design import RESULTS
 
 DEFAULT_MESHES = ("bunny.obj", "dragon.obj", "thingi_76277.obj", "homer.obj", "thingi_75665.obj")

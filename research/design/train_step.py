@@ -1,13 +1,13 @@
 """Time of one training step: the written-out step against autograd, for a few network shapes.
 
-A step is what :func:`ksc.train.fit` does per batch: draw 2048 of 1M points,
+A step is what :func:`ksc.encoding.train.fit` does per batch: draw 2048 of 1M points,
 forward, L1 loss, backward, the optimizer (SOAP; Adam in the rows that say so).
-``written out`` is :class:`ksc.backprop.FusedTrainer` (what ksc trains with since
+``written out`` is :class:`ksc.encoding.backprop.FusedTrainer` (what ksc trains with since
 0.16); ``..., N slices in N processes`` cuts each batch into N slices computed
 side by side (the encode's ``--threads N``), ``... in turn`` the same slices one
 after another in one process (a one-core batch task's way, to the same bits); the
 written-out step runs on one torch thread. ``autograd`` is the same network through
-:class:`ksc.model.KeySphereNet`, ``torch.autograd`` and ``torch.optim.Adam(fused=True)``
+:class:`ksc.models.network.KeySphereNet`, ``torch.autograd`` and ``torch.optim.Adam(fused=True)``
 (what it trained with before). The points are random and the spheres too (timing
 does not depend on the mesh). Every row runs ``--rounds`` times, interleaved with
 the others, so that the shared machine's drift hits them alike; the table gives
@@ -28,10 +28,11 @@ import time
 import torch
 
 from benchmarks.common import command_line, machine_description, markdown_table, results_name, set_torch_threads, write_results
-from ksc.backprop import FusedTrainer
-from ksc.config import EncodeOptions, ModelConfig
-from ksc.model import KeySphereNet
-from ksc.train import sdf_loss
+from ksc.encoding.backprop import FusedTrainer
+from ksc.encoding.config import EncodeOptions
+from ksc.encoding.train import sdf_loss
+from ksc.models.config import ModelConfig
+from ksc.models.network import KeySphereNet
 from research.design import RESULTS
 
 SHAPES = {

@@ -4,7 +4,7 @@ For each mesh of both folders (repaired and normalized as the encoder does), poi
 without their distances (``--points``, the uniform share of a short training: surface samples plus
 N(0, 0.005) and N(0, 0.03) offsets, uniform points in the decode box) are classified inside or outside
 twice: by one pass of libigl's fast winding number at accuracy 2 (what ksc did before) and by
-:class:`ksc.sampling.WindingNumber` (a pass at the fast accuracy, doubtful points again at 2). The table
+:class:`ksc.mesh.sampling.WindingNumber` (a pass at the fast accuracy, doubtful points again at 2). The table
 gives both times, the share of doubtful points, the largest difference between the fast and the full
 winding number, and how many points the two tests put on different sides (0 is the claim).
 Writes ``benchmarks/results/winding.{json,md}``.
@@ -23,25 +23,18 @@ import numpy as np
 import trimesh
 
 from benchmarks.common import both_folders, command_line, machine_description, markdown_table, results_name, write_results
-from ksc.config import SHORT_TRAINING_UNIFORM_SHARE
-from ksc.encoder import DOMAIN_BOUND
-from ksc.meshio import consistently_wound, load_mesh
-from ksc.normalize import Transform
-from ksc.sampling import (
-    ACCURACY,
-    DOUBT,
-    FAST_ACCURACY,
-    SignedDistance,
-    WindingNumber,
-    sample_counts,
-    sample_surface,
-    spatial_order,
-)
+from ksc.encoding.config import SHORT_TRAINING_UNIFORM_SHARE
+from ksc.encoding.pipeline import DOMAIN_BOUND
+from ksc.encoding.sampling import ACCURACY, FAST_ACCURACY, SignedDistance, sample_counts
+from ksc.mesh.io import consistently_wound, load_mesh
+from ksc.mesh.normalize import Transform
+from ksc.mesh.sampling import DOUBT, WindingNumber, sample_surface, spatial_order
 from research.design import RESULTS
 
 
 def training_like_points(mesh: trimesh.Trimesh, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` points (count, 3) of :func:`ksc.sampling.sample_mix` at the short trainings' uniform share, in Z-order."""
+    """``count`` points (count, 3) of :func:`ksc.encoding.sampling.sample_mix` at the short trainings' uniform share,
+    in Z-order."""
     parts = []
     for _, n, sigma in sample_counts(count, SHORT_TRAINING_UNIFORM_SHARE):
         if sigma is None:

@@ -4,7 +4,7 @@ For each corpus shape: a lattice resolution (16, 24 or 32 cells, by the shape's 
 active nodes of :mod:`research.prior.grid`, 64 key spheres (``ksc``'s own extraction and rounding), and
 points inside fully active cells with their signed distance (positive inside, ksc's convention): a quarter
 uniform in the cells, half on the surface plus N(0, 0.05 h), a quarter on the surface plus N(0, 0.3 h).
-Meshes get exact distances and winding-number signs (``ksc.sampling.SignedDistance``); the Thingi10K SDF
+Meshes get exact distances and winding-number signs (``ksc.encoding.sampling.SignedDistance``); the Thingi10K SDF
 networks are evaluated directly (their sign flipped), their surface points found by Newton steps.
 
 Run ``python -m research.prior.data --help``. Shapes land in ``research/prior/.cache/shapes/`` (git-ignored)
@@ -68,9 +68,9 @@ def mesh_oracle(path: Path):
     """``(SignedDistance, unit mesh)`` of a mesh file, repaired and normalized as ksc's encoder does."""
     import trimesh
 
-    from ksc.meshio import consistently_wound, load_mesh
-    from ksc.normalize import Transform
-    from ksc.sampling import SignedDistance
+    from ksc.encoding.sampling import SignedDistance
+    from ksc.mesh.io import consistently_wound, load_mesh
+    from ksc.mesh.normalize import Transform
 
     mesh, _ = consistently_wound(load_mesh(path))
     transform = Transform.fit(mesh.vertices)
@@ -80,7 +80,7 @@ def mesh_oracle(path: Path):
 
 def shape_samples(oracle, resolution: int, count: int, rng: np.random.Generator, surface) -> dict:
     """The arrays of one training shape (see the module docstring); ``surface(n)`` draws ``n`` surface points."""
-    from ksc.encoder import quantized_key_spheres
+    from ksc.encoding.pipeline import quantized_key_spheres
 
     h = grid.spacing(resolution)
     node_distance = oracle(grid.lattice_nodes(resolution))
@@ -157,7 +157,7 @@ def build_one(task) -> tuple[str, str]:
                 return oracle.project(near)
 
         else:
-            from ksc.sampling import sample_surface
+            from ksc.mesh.sampling import sample_surface
 
             oracle, unit = mesh_oracle(path)
 
@@ -173,7 +173,7 @@ def build_one(task) -> tuple[str, str]:
 
 def build_test_shapes(names: list[str], out: Path, count: int) -> None:
     """The diagnostic only (never a shipped prior): test meshes as training shapes, at 24 and 32 cells."""
-    from ksc.sampling import sample_surface
+    from ksc.mesh.sampling import sample_surface
 
     out.mkdir(parents=True, exist_ok=True)
     for name in names:

@@ -14,7 +14,7 @@ the loss), rounded to the step, and the file's bytes counted for real:
 
 The decoded surface: the field at the 192^3 nodes inside fully active cells, every other node the sign of its
 cell's inactive corners (flood fill from the box), marching cubes, quadric decimation to twice the source's
-faces (``ksc.surface.decimate``), scored by ``ksc.metrics.compare_meshes``. Draco's Chamfer-L1, p99 and normal
+faces (``ksc.decoding.surface.decimate``), scored by ``ksc.mesh.metrics.compare_meshes``. Draco's Chamfer-L1, p99 and normal
 error at the same bytes are interpolated (log-log) on the rival's 2-16 KB curve in
 ``benchmarks/results/rd.json`` (the full search, MeshLab and fast-simplification at 7-14 bits).
 
@@ -180,11 +180,11 @@ def draco_at(curves: list[dict], mesh: str, size: float) -> dict:
 def run(args) -> list[dict]:
     import trimesh
 
-    from ksc.meshio import load_mesh
-    from ksc.metrics import compare_meshes
-    from ksc.normalize import Transform
-    from ksc.sampling import sample_surface
-    from ksc.surface import FACES_PER_SOURCE_FACE, decimate
+    from ksc.decoding.surface import FACES_PER_SOURCE_FACE, decimate
+    from ksc.mesh.io import load_mesh
+    from ksc.mesh.metrics import compare_meshes
+    from ksc.mesh.normalize import Transform
+    from ksc.mesh.sampling import sample_surface
 
     decoder = load_decoder(args.decoder)
     decoder.eval()

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import trimesh
 
-from ksc.config import EncodeOptions, ModelConfig, TrainConfig
-from ksc.decoder import decode_mesh
-from ksc.encoder import encode_mesh
+from ksc.decoding.pipeline import decode_mesh
+from ksc.encoding.config import EncodeOptions, TrainConfig
+from ksc.encoding.pipeline import encode_mesh
 from ksc.format import VERSION, read_container
+from ksc.models.config import ModelConfig
 
 HERE = Path(__file__).resolve().parent
 GOLDEN_RESOLUTION = 64

@@ -1,4 +1,4 @@
-// The camera both views of a file share: the page's WebGL2 view and `ksc preview` (ksc/preview.py) use the same
+// The camera both views of a file share: the page's WebGL2 view and `ksc preview` (ksc/tools/preview.py) use the same
 // numbers, so a picture of one can be compared with the other. The scene is the network's normalized frame
 // (the shape fills [-1, 1] along its longest axis), y up; the camera orbits the origin.
 

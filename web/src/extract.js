@@ -1,5 +1,5 @@
 // The zero level of a field as a triangle mesh, in the browser: the network evaluated only near the surface,
-// coarse to fine (ksc/octree.py's idea), then marching cubes, as ksc's Python decoder extracts it (ksc/extract.py,
+// coarse to fine (ksc/decoding/octree.py's idea), then marching cubes, as ksc's Python decoder extracts it (ksc/decoding/extract.py,
 // scikit-image's marching cubes): one vertex on each grid edge the surface crosses, where the linear
 // interpolation of its two nodes' values is zero, so that both decoders put the same vertices on the same grid.
 // The triangulation of each of the 256 cell cases is built when the module loads, from a rule on each cube face

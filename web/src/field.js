@@ -1,5 +1,5 @@
-// The key-sphere network of a `.ksc` file, evaluated in JavaScript: the same field as ksc/field.py's
-// SphereField (format/SPEC.md, "Tensors"), in double precision. loadField makes ksc/decoder.py's load_field
+// The key-sphere network of a `.ksc` file, evaluated in JavaScript: the same field as ksc/models/runtime.py's
+// SphereField (format/SPEC.md, "Tensors"), in double precision. loadField makes ksc/decoding/pipeline.py's load_field
 // checks: bound in [1, 2], a finite transform, the model fields each format version defines, radii >= 0.
 
 import { KscFormatError } from "./errors.js";

@@ -44,7 +44,7 @@ export function crc32(bytes) {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-/** A validated model configuration from a map of its fields (ksc.config.ModelConfig's checks). */
+/** A validated model configuration from a map of its fields (ksc.models.config.ModelConfig's checks). */
 export function modelFromMap(section) {
   if (!isMap(section)) throw new KscFormatError("header field 'model' is missing or not a map");
   const unknown = Object.keys(section).filter((key) => !MODEL_FIELDS.includes(key));

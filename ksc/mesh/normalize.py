@@ -3,7 +3,7 @@
 The codec works in a normalized frame: the mesh's bounding-box centre goes to
 the origin and its longest half-extent becomes 1, so the mesh fills
 [-1, 1]^3 along its longest axis. The same frame is used by
-:mod:`ksc.metrics`, which makes errors comparable across meshes.
+:mod:`ksc.mesh.metrics`, which makes errors comparable across meshes.
 """
 
 from __future__ import annotations

@@ -5,64 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ksc.errors import KscInputError
+from ksc.models.config import ModelConfig
 
-FEATURE_BRANCHES = ("direct", "latent")
-ACTIVATION_NAMES = ("silu", "relu")
-WEIGHTINGS = ("paper", "inverse", "inverse_square")
-OPTIMIZERS = ("soap", "adam")  # ksc.backprop.Soap with and without its eigenbases
-DISTANCES = ("exact", "pysdf")  # backends of ksc.sampling.SignedDistance, named here so that the CLI need not import pysdf
-DEFAULT_RESOLUTION = 192
-"""Marching-cubes grid of a decode: half the network evaluations of 256^3; decimated to twice the source's faces,
-its medians are 1.01-1.03x the Chamfer-L1 and 1.03-1.04x the normal error of the 256^3 marching-cubes mesh on
-the two mesh folders (research/design/results/decimation.md)."""
+OPTIMIZERS = ("soap", "adam")  # ksc.encoding.backprop.Soap with and without its eigenbases
+DISTANCES = ("exact", "pysdf")  # backends of ksc.encoding.sampling.SignedDistance, named here: no pysdf import needed
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
 NEAR_SIGMA = 0.005
-"""Spread of the nearest training points around the surface (``ksc.sampling.SAMPLE_MIX``'s ``near`` kind).
+"""Spread of the nearest training points around the surface (``ksc.encoding.sampling.SAMPLE_MIX``'s ``near`` kind).
 
 Both ways from it fit worse (benchmarks/results/archive/ablation-near-sigma.md)."""
-MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024  # memory is bounded by slabs (ksc.extract); time grows with the surface
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of the network; everything the decoder needs to rebuild it."""
-
-    features: str = "direct"
-    spheres: int = 64
-    """Key spheres. 64 rather than the paper's 128: a training step costs 0.85x, and the time goes to more steps,
-    which the fit needs more (benchmarks/results/archive/ablation-spheres-64.md)."""
-    layers: int = 5
-    width: int = 34
-    activation: str = "silu"
-    weighting: str = "paper"
-    frequencies: int = 6
-    feature_dim: int = 8
-
-    def __post_init__(self):
-        if self.features not in FEATURE_BRANCHES:
-            raise KscInputError(f"features must be one of {FEATURE_BRANCHES}, got {self.features!r}")
-        if self.activation not in ACTIVATION_NAMES:
-            raise KscInputError(f"activation must be one of {ACTIVATION_NAMES}, got {self.activation!r}")
-        if self.weighting not in WEIGHTINGS:
-            raise KscInputError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
-        for name, low, high in (
-            ("spheres", 1, 4096),
-            ("layers", 1, 32),
-            ("width", 1, 1024),
-            ("frequencies", 0, 16),
-            ("feature_dim", 1, 256),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or not low <= value <= high:
-                raise KscInputError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -77,7 +29,7 @@ class TrainConfig:
     time_budget: float | None = None
     optimizer: str = "soap"
     """``soap``: Adam in the eigenbases of each weight matrix's gradient statistics; ``adam``: plain Adam, the
-    reference of research/design/optimizer.py (:class:`ksc.backprop.Soap`)."""
+    reference of research/design/optimizer.py (:class:`ksc.encoding.backprop.Soap`)."""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -92,16 +44,16 @@ class EncodeOptions:
     """Everything that shapes an encoding; same options + seed -> same bytes.
 
     ``qat_steps`` steps of quantization-aware fine-tuning follow the float
-    training, at ``weight_bits`` (see :mod:`ksc.quantize`); 0 skips them.
+    training, at ``weight_bits`` (see :mod:`ksc.encoding.quantize`); 0 skips them.
     ``uniform_share`` is the share of training points drawn uniformly in the
     box (the rest lie near the surface); None picks it from the step count,
     see :meth:`sample_uniform_share`. ``near_sigma`` is the standard deviation
     of the Gaussian offset of the nearest kind of surface points
-    (:data:`ksc.sampling.SAMPLE_MIX`). ``distance`` names where the training
-    distances come from (:class:`ksc.sampling.SignedDistance`): ``exact`` or
+    (:data:`ksc.encoding.sampling.SAMPLE_MIX`). ``distance`` names where the training
+    distances come from (:class:`ksc.encoding.sampling.SignedDistance`): ``exact`` or
     the faster, approximate ``pysdf``. ``allocate_steps`` gives each stored
     tensor its own quantization step from its measured sensitivity
-    (:mod:`ksc.step_allocation`); False keeps every tensor's RMS step.
+    (:mod:`ksc.encoding.step_allocation`); False keeps every tensor's RMS step.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from ksc.config import TrainConfig
-from ksc.model import KeySphereNet
-from ksc.quantize import rms_step_of
-from ksc.threads import torch_threads
-from ksc.train import sdf_loss
+from ksc.encoding.config import TrainConfig
+from ksc.encoding.quantize import rms_step_of
+from ksc.encoding.threads import torch_threads
+from ksc.encoding.train import sdf_loss
+from ksc.models.network import KeySphereNet
 
 if TYPE_CHECKING:
-    from ksc.sampling import SdfSamples
+    from ksc.encoding.sampling import SdfSamples
 
 log = logging.getLogger(__name__)
 

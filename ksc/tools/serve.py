@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ksc.errors import KscInputError
 
-VIEWER = Path(__file__).resolve().parent / "viewer"
+VIEWER = Path(__file__).resolve().parent.parent / "viewer"
 """Where the built page lives: index.html, ksc-viewer.js and ksc-worker.js (``npm run build`` in web/ writes them)."""
 PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),

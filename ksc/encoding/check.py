@@ -24,11 +24,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
-from ksc.decoder import load_field
-from ksc.extract import extract_mesh
-from ksc.field import one_blas_thread
-from ksc.metrics import surface_distances, volume_iou
-from ksc.sampling import inside_by_winding_number, sample_surface
+from ksc.decoding.extract import extract_mesh
+from ksc.decoding.pipeline import load_field
+from ksc.mesh.metrics import surface_distances, volume_iou
+from ksc.mesh.sampling import inside_by_winding_number, sample_surface
+from ksc.models.runtime import one_blas_thread
 
 CHECK_RESOLUTION = 96
 """Grid of the check's extraction: coarse (0.2-0.4 s), its own discretization error well under the thresholds."""

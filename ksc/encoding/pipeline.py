@@ -14,20 +14,21 @@ import torch
 import trimesh
 
 from ksc import __version__
-from ksc.backprop import PointTable
-from ksc.check import check_file
-from ksc.config import NEAR_SIGMA, EncodeOptions, ModelConfig, TrainConfig
+from ksc.encoding.backprop import PointTable
+from ksc.encoding.check import check_file
+from ksc.encoding.config import NEAR_SIGMA, EncodeOptions, TrainConfig
+from ksc.encoding.quantize import quantization_aware_finetune
+from ksc.encoding.sampling import SdfSamples, SignedDistance, sample_sdf
+from ksc.encoding.spheres import extract_key_spheres, grid_lattice
+from ksc.encoding.step_allocation import allocate_steps
+from ksc.encoding.train import fit
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
-from ksc.meshio import consistently_wound
-from ksc.model import KeySphereNet, stored_shapes
-from ksc.normalize import Transform
-from ksc.quantize import quantization_aware_finetune
-from ksc.sampling import SdfSamples, SignedDistance, sample_sdf
-from ksc.spheres import extract_key_spheres, grid_lattice
-from ksc.step_allocation import allocate_steps
+from ksc.mesh.io import consistently_wound
+from ksc.mesh.normalize import Transform
+from ksc.models.config import ModelConfig
+from ksc.models.network import KeySphereNet, stored_shapes
 from ksc.timing import timed
-from ksc.train import fit
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ DIVERGED_MAGNITUDE = 6e4
 MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
 """Weight bit widths ``--max-bytes`` chooses from."""
 PLANNED_BITS = 8
-"""The bit width :func:`fit_width_to_budget` plans for: the presets' (``ksc.config.PRESETS``)."""
+"""The bit width :func:`fit_width_to_budget` plans for: the presets' (``ksc.encoding.config.PRESETS``)."""
 PLANNED_VALUE_BYTES, PLANNED_TENSOR_BYTES = 1.0, 12.0
 """Planned size of one range-coded 8-bit weight, and of each tensor's codec and coder tail.
 Trained weights take less (7.6-8.0 bits each in the 15 meshes' default files, tails
@@ -107,11 +108,11 @@ class TrainedMesh:
     final_loss: float
     started: float
     step_scales: dict[str, float]
-    """Each trained tensor's step as a multiple of its RMS step (``ksc.step_allocation``; all 1 without allocation)."""
+    """Each trained tensor's step as a multiple of its RMS step (``ksc.encoding.step_allocation``; all 1 without allocation)."""
     unit_mesh: trimesh.Trimesh
     """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
     threads: int = 1
-    """CPU cores of the training and fine-tuning (:func:`ksc.train.fit`'s ``parts``)."""
+    """CPU cores of the training and fine-tuning (:func:`ksc.encoding.train.fit`'s ``parts``)."""
     table: PointTable | None = None
     """The training points' per-point constants, built once for the training and every fine-tuning."""
     timings: dict[str, float] = field(default_factory=dict)
@@ -198,7 +199,7 @@ def train_mesh(
     Parameters
     ----------
     mesh : trimesh.Trimesh
-        Input mesh, as returned by :func:`ksc.meshio.load_mesh`.
+        Input mesh, as returned by :func:`ksc.mesh.io.load_mesh`.
     options : EncodeOptions, optional
         Network shape, training, quantization and seed (default: ``EncodeOptions()``).
     device : torch.device, optional
@@ -207,7 +208,7 @@ def train_mesh(
         Progress callback ``on_step(step, loss)``.
     threads : int
         CPU cores the training uses: every batch is cut into this many slices, each computed in its own
-        process (:class:`ksc.backprop.FusedTrainer`). The bytes depend on it (not on how many of those
+        process (:class:`ksc.encoding.backprop.FusedTrainer`). The bytes depend on it (not on how many of those
         processes could start); ignored on a GPU.
     """
     started = time.monotonic()
@@ -276,7 +277,7 @@ def describes_a_surface(model: KeySphereNet, samples: SdfSamples) -> bool:
 
     A network that collapsed to one sign (the triangle soup's, trained on a
     clipped distance, became a constant) describes no surface. The first
-    samples are the near-surface kind (:func:`ksc.sampling.sample_sdf` draws
+    samples are the near-surface kind (:func:`ksc.encoding.sampling.sample_sdf` draws
     them first), which straddle the surface, so any fitted network takes both
     signs there.
     """
@@ -300,7 +301,7 @@ def encode_mesh(
     may not be larger. The network is trained once; the largest weight bit
     width (``options.weight_bits`` or more, up to 12) whose file fits is kept.
     Raises KscInputError when even 4 bits do not fit, and when the file does
-    not describe the input (:func:`ksc.check.check_file`: its coarse decode is
+    not describe the input (:func:`ksc.encoding.check.check_file`: its coarse decode is
     far from the input's surface or inside).
     """
     options = options or EncodeOptions()
@@ -391,7 +392,7 @@ def _refuse_diverged(name: str, values: np.ndarray, context: str = "") -> None:
 
 def _quantized_record(name: str, values: np.ndarray, bits: int, step_scale: float = 1.0) -> TensorRecord:
     """One step per tensor (the RMS step at ``bits`` times ``step_scale``), range-coded integers
-    (the codec :class:`ksc.quantize.FakeQuantizer` mirrors)."""
+    (the codec :class:`ksc.encoding.quantize.FakeQuantizer` mirrors)."""
     _refuse_diverged(name, values)
     codec = ArithmeticUniformCodec(bits)
     return TensorRecord(name, values.shape, codec, codec.encode(values, step_scale))

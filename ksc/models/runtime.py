@@ -1,6 +1,6 @@
 """The decoder's network in numpy: signed distance and its gradient, without torch.
 
-:class:`SphereField` computes what :class:`ksc.model.KeySphereNet` computes
+:class:`SphereField` computes what :class:`ksc.models.network.KeySphereNet` computes
 (paper eq. 3 sphere weights, the sphere-feature branch, Fourier features, the
 MLP) from the tensors of a ``.ksc`` file, in float32 and in chunks that stay
 in cache. A decode evaluates a network of a few thousand weights on a few
@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ksc.config import ModelConfig
 from ksc.errors import KscFormatError
 from ksc.format.layout import tensor_layout
+from ksc.models.config import ModelConfig
 
 CHUNK = 4096
 """Points per pass: a (4096 x 64) float32 distance matrix is 1 MiB, inside the L2 cache."""
@@ -36,7 +36,7 @@ PARALLEL_CHUNKS = 4
 """Fewer chunks than this run on the calling thread; more are shared among one thread per core (numpy
 releases the GIL in its loops and matrix products); run under :func:`one_blas_thread`."""
 HALF, ONE = np.float32(0.5), np.float32(1.0)
-MIN_DISTANCE = 1e-3  # the same floor as ksc.model.MIN_DISTANCE for the nearer-is-heavier weightings
+MIN_DISTANCE = 1e-3  # the same floor as ksc.models.network.MIN_DISTANCE for the nearer-is-heavier weightings
 
 
 class SphereField:

@@ -3,7 +3,7 @@
 After the float training, a short run trains through *fake-quantized* weights:
 the forward pass sees each weight rounded exactly as the container's codec
 will round it (one step per tensor: its root mean square at the file's bits,
-times the tensor's scale from ``ksc.step_allocation``; see
+times the tensor's scale from ``ksc.encoding.step_allocation``; see
 ``ksc.format.codecs.ArithmeticUniformCodec``), the
 backward pass treats the rounding as the identity (straight-through
 estimator), and the float weights keep absorbing the error. Without it, 8-bit
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ksc.backprop import FusedTrainer, PointTable
-from ksc.config import TrainConfig
+from ksc.encoding.backprop import FusedTrainer, PointTable
+from ksc.encoding.config import TrainConfig
 from ksc.format.codecs import rms_step
-from ksc.model import KeySphereNet
+from ksc.models.network import KeySphereNet
 
 if TYPE_CHECKING:
-    from ksc.sampling import SdfSamples
+    from ksc.encoding.sampling import SdfSamples
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ class FakeQuantizer:
     """Rounds a flat vector of tensors to what the file stores: each one to multiples of its ``uniform_ac`` step.
 
     ``sizes`` (T,): the element counts of the tensors laid end to end; ``bits``;
-    ``scales`` (T,): each tensor's step scale (``ksc.step_allocation``). The step is
+    ``scales`` (T,): each tensor's step scale (``ksc.encoding.step_allocation``). The step is
     :meth:`ksc.format.codecs.ArithmeticUniformCodec.step_for`'s, float32 as the file
     stores it. One call is a dozen vector operations whatever the tensor count; the
     fine-tuning computes its gradient at these values and applies it to the float
-    ones (the straight-through estimator, :class:`ksc.backprop.FusedTrainer`'s ``transform``).
+    ones (the straight-through estimator, :class:`ksc.encoding.backprop.FusedTrainer`'s ``transform``).
     """
 
     def __init__(self, sizes: list[int], bits: int, scales: list[float], device: torch.device | str = "cpu"):
@@ -84,8 +84,8 @@ def quantization_aware_finetune(
     ``steps`` batches of ``train.batch_size`` points; the learning rate decays
     from :data:`LR_FACTOR` times ``train.learning_rate`` to zero along a cosine;
     the loss is the training's mean L1 loss.
-    ``step_scales`` multiplies each named tensor's step (``ksc.step_allocation``; missing: 1).
-    ``parts``: slices of every batch on their own CPU cores (:class:`ksc.backprop.FusedTrainer`);
+    ``step_scales`` multiplies each named tensor's step (``ksc.encoding.step_allocation``; missing: 1).
+    ``parts``: slices of every batch on their own CPU cores (:class:`ksc.encoding.backprop.FusedTrainer`);
     ``table``: the points' constants, built by the training (built here otherwise).
     """
     step_scales = step_scales or {}

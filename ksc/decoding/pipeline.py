@@ -1,10 +1,10 @@
 """``.ksc`` bytes -> network -> mesh in the original coordinates, in numpy (no torch).
 
-The network is rebuilt as a :class:`ksc.field.SphereField` from the file
+The network is rebuilt as a :class:`ksc.models.runtime.SphereField` from the file
 alone, its zero level extracted by marching cubes on the narrow band of grid
-blocks it crosses (:mod:`ksc.extract`), decimated to the face count the file
+blocks it crosses (:mod:`ksc.decoding.extract`), decimated to the face count the file
 records for its source mesh (twice it) and given the field's normals
-(:mod:`ksc.surface`).
+(:mod:`ksc.decoding.surface`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ksc.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, ModelConfig
+from ksc.decoding.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
+from ksc.decoding.extract import Extraction, extract_mesh
+from ksc.decoding.surface import FACES_PER_SOURCE_FACE, decimate, field_normals
 from ksc.errors import KscFormatError, KscInputError
-from ksc.extract import Extraction, extract_mesh
-from ksc.field import SphereField, one_blas_thread
 from ksc.format import Container, read_container
 from ksc.format.layout import model_from_map
-from ksc.normalize import Transform
-from ksc.surface import FACES_PER_SOURCE_FACE, decimate, field_normals
+from ksc.mesh.normalize import Transform
+from ksc.models.config import ModelConfig
+from ksc.models.runtime import SphereField, one_blas_thread
 from ksc.timing import timed
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ normalization, bbox centre to the origin and longest half-extent to 1):
   when its generalized winding number (libigl ``fast_winding_number``) exceeds
   0.5 in magnitude, which stays meaningful for open meshes and soups; the
   reference's inside is that of its winding as the encoder repairs it
-  (:func:`ksc.meshio.consistently_wound`), since a mesh with faces flipped
+  (:func:`ksc.mesh.io.consistently_wound`), since a mesh with faces flipped
   against their neighbours has no clear inside of its own.
 
 Sampling uses a fixed seed, so the same pair of meshes always scores the same.
@@ -31,9 +31,9 @@ import igl
 import numpy as np
 import trimesh
 
-from ksc.meshio import consistently_wound, face_normals
-from ksc.normalize import Transform
-from ksc.sampling import inside_by_winding_number, sample_surface
+from ksc.mesh.io import consistently_wound, face_normals
+from ksc.mesh.normalize import Transform
+from ksc.mesh.sampling import inside_by_winding_number, sample_surface
 
 CHAMFER_SAMPLES = 2**17
 IOU_SAMPLES = 2**18

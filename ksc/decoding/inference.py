@@ -2,9 +2,9 @@
 
 A *field* is anything that maps points (N, 3) float32 in the normalized frame
 to signed distances (N,) float32, positive inside: the decoder's
-:class:`ksc.field.SphereField`, or an analytic shape in the tests. A field
+:class:`ksc.models.runtime.SphereField`, or an analytic shape in the tests. A field
 that also has ``at_nodes(axis, nodes)`` evaluates grid nodes its own, faster
-way (:meth:`ksc.field.SphereField.at_nodes`).
+way (:meth:`ksc.models.runtime.SphereField.at_nodes`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Overfitting the key-sphere network to one mesh (L1 loss on the SDF).
 
-SOAP (:class:`ksc.backprop.Soap`, Adam in rotated bases; plain Adam with
+SOAP (:class:`ksc.encoding.backprop.Soap`, Adam in rotated bases; plain Adam with
 ``TrainConfig(optimizer="adam")``) with a short linear warm-up and a cosine
 decay to 1 % of the peak learning rate; the steps themselves are
-:class:`ksc.backprop.FusedTrainer`'s (forward, backward and optimizer written
+:class:`ksc.encoding.backprop.FusedTrainer`'s (forward, backward and optimizer written
 out, 1.7x faster than autograd here).
 Training stops after ``steps`` steps, or earlier when ``time_budget`` seconds
 have passed; the schedule then follows wall time so that a budget-limited run
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ksc.backprop import FusedTrainer, PointTable
-from ksc.config import TrainConfig
-from ksc.model import KeySphereNet
+from ksc.encoding.backprop import FusedTrainer, PointTable
+from ksc.encoding.config import TrainConfig
+from ksc.models.network import KeySphereNet
 
 if TYPE_CHECKING:  # sampling needs libigl, which training does not
-    from ksc.sampling import SdfSamples
+    from ksc.encoding.sampling import SdfSamples
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def fit(
         Called as ``on_step(step, loss)`` after every step (progress bars); ``loss`` is
         the mean of the last full window of 100 steps (NaN before the first).
     parts : int
-        Slices of every batch, each on its own CPU core (:class:`ksc.backprop.FusedTrainer`); the
+        Slices of every batch, each on its own CPU core (:class:`ksc.encoding.backprop.FusedTrainer`); the
         result depends on it.
     table : PointTable, optional
         The training points' per-point constants, when the caller keeps them for the fine-tuning.

@@ -25,9 +25,9 @@ import math
 import torch
 from torch import nn
 
-from ksc.config import ModelConfig
 from ksc.errors import KscFormatError, KscInputError
 from ksc.format.layout import hidden_layer_sizes, tensor_layout
+from ksc.models.config import ModelConfig
 
 MIN_DISTANCE = 1e-3
 """``d`` is at least twice the radius; this bound only matters for a sphere of radius ~0."""
@@ -95,7 +95,7 @@ class KeySphereNet(nn.Module):
 
         Computed as ``(a @ z) / sum_j a_j``, the same value as ``sphere_weights(points) @
         sphere_features()``; the division touches N x E values instead of N x M. (Training
-        computes the normalized weights once per training point instead, :mod:`ksc.backprop`.)
+        computes the normalized weights once per training point instead, :mod:`ksc.encoding.backprop`.)
         """
         affinities = self.sphere_affinities(points)
         return (affinities @ self.sphere_features()) / affinities.sum(dim=1, keepdim=True)
@@ -148,8 +148,8 @@ class KeySphereNet(nn.Module):
 
 
 def load_model(data: bytes, device: torch.device | None = None) -> KeySphereNet:
-    """The torch network of ``.ksc`` bytes (the decoder itself runs :class:`ksc.field.SphereField`, in numpy)."""
-    from ksc.decoder import load_field
+    """The torch network of ``.ksc`` bytes (the decoder itself runs :class:`ksc.models.runtime.SphereField`, in numpy)."""
+    from ksc.decoding.pipeline import load_field
 
     decoded = load_field(data)
     tensors = decoded.container.tensor_map()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ksc.inference import grid_axis, node_values, point_values
+from ksc.decoding.inference import grid_axis, node_values, point_values
 
 LEAF = 4
 MARGIN = 1.0

@@ -2,7 +2,7 @@
 
 An encode trains on :data:`TRAINING_THREADS` cores: each batch is cut into that
 many slices, computed side by side in processes of one torch thread each
-(:class:`ksc.backprop.FusedTrainer`), whose waits sleep in the kernel. Torch's
+(:class:`ksc.encoding.backprop.FusedTrainer`), whose waits sleep in the kernel. Torch's
 own thread pool was the way before: a training step is some seventy kernels of
 2048 x 34 matrices, too small for a parallel region to pay for its barrier, and
 its OpenMP workers spin while they wait, on a core that other work or a

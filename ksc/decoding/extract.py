@@ -1,7 +1,7 @@
 """Surface extraction: the network on a grid, then marching cubes.
 
 :func:`extract_mesh` is the decoder's path. It finds the blocks of nodes the
-surface may cross, coarse to fine (:mod:`ksc.octree`), evaluates only their
+surface may cross, coarse to fine (:mod:`ksc.decoding.octree`), evaluates only their
 nodes, and runs marching cubes one slab of the grid at a time, welding the
 vertices the slabs share. Memory stays bounded by one slab whatever the
 resolution, and the mesh is the one marching cubes gives on the dense grid.
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.measure import marching_cubes
 
+from ksc.decoding.inference import grid_axis, node_values
+from ksc.decoding.octree import BlockPlan, plan_blocks
 from ksc.errors import KscError
-from ksc.inference import grid_axis, node_values
-from ksc.octree import BlockPlan, plan_blocks
 from ksc.timing import timed
 
 GROUP_NODES = 1 << 18
@@ -116,7 +116,7 @@ class Extraction:
 
 
 def extract_mesh(field, resolution: int, bound: float, dense: bool = False, slab_nodes: int = SLAB_NODES) -> Extraction:
-    """Zero level set of ``field`` (see :mod:`ksc.inference`) on a ``resolution``^3 grid over [-bound, bound]^3.
+    """Zero level set of ``field`` (see :mod:`ksc.decoding.inference`) on a ``resolution``^3 grid over [-bound, bound]^3.
 
     Parameters
     ----------

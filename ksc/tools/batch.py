@@ -1,12 +1,12 @@
 """A folder of meshes -> a folder of ``.ksc`` files, on dask.distributed: resumable, one manifest line per file.
 
-Every mesh under the input folder (recursively, the formats :func:`ksc.meshio.load_mesh` reads) becomes a
+Every mesh under the input folder (recursively, the formats :func:`ksc.mesh.io.load_mesh` reads) becomes a
 task that a Dask worker runs: read the mesh from the shared path, encode it with the batch's options, write
 ``OUT_DIR/<same relative path>.ksc`` atomically and, with ``measure``, score its default decode against the
 input. The client appends each finished file's row to ``manifest.journal.jsonl`` at once (flushed to disk)
 and rewrites ``manifest.csv`` and ``manifest.json`` every :data:`MANIFEST_EVERY` seconds and at the end, so
 an interrupted batch loses no finished file and a batch of 10 000 files does not rewrite its manifest
-10 000 times; a rerun skips each output that exists, passes :func:`ksc.decoder.verify` and was made with the
+10 000 times; a rerun skips each output that exists, passes :func:`ksc.decoding.pipeline.verify` and was made with the
 same options (the manifest and the journal record their digest). A failing mesh (unreadable,
 degenerate, a training that collapsed, a worker that died) is recorded with its one-line error; the others
 go on.
@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ksc import __version__
-from ksc.config import EncodeOptions
+from ksc.encoding.config import EncodeOptions
 from ksc.errors import KscError, KscInputError
-from ksc.meshio import MESH_INPUTS, write_atomic
+from ksc.mesh.io import MESH_INPUTS, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ COLUMNS = (
 TIMING = ("input", "worker", "started", "finished")
 DEVICE_VARIABLE = "KSC_BATCH_DEVICE"
 """A worker's environment variable naming the device its tasks train on when the batch's device is ``auto``
-(``cpu``, ``cuda:0``); unset, ``auto`` picks CUDA where present (:func:`ksc.device.default_device`)."""
+(``cpu``, ``cuda:0``); unset, ``auto`` picks CUDA where present (:func:`ksc.encoding.device.default_device`)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class EncodeJob:
 
     ``max_bytes`` caps each file (with ``fit_width`` the network is first narrowed to fit, as
     ``ksc encode --max-bytes`` does without ``--width``); ``threads`` training cores per task (the
-    task forks its training's helpers inside the worker, :class:`ksc.backprop.FusedTrainer`);
+    task forks its training's helpers inside the worker, :class:`ksc.encoding.backprop.FusedTrainer`);
     ``measure`` adds Chamfer-L1 and normal error against the input; ``device`` as ``ksc encode --device``.
     """
 
@@ -123,9 +123,9 @@ def encode_file(source: str, target: str, job: EncodeJob) -> dict:
 def _encode(source: str, target: str, job: EncodeJob) -> dict:
     import torch
 
-    from ksc.device import resolve_device
-    from ksc.encoder import encode_mesh, fit_width_to_budget
-    from ksc.meshio import load_mesh
+    from ksc.encoding.device import resolve_device
+    from ksc.encoding.pipeline import encode_mesh, fit_width_to_budget
+    from ksc.mesh.io import load_mesh
 
     torch.set_num_threads(1)  # a task's cores are its training processes (job.threads)
     device = resolve_device(os.environ.get(DEVICE_VARIABLE, "auto") if job.device == "auto" else job.device)
@@ -138,8 +138,8 @@ def _encode(source: str, target: str, job: EncodeJob) -> dict:
     write_atomic(target, data)
     row = {"ksc_bytes": len(data), "device": str(device)}
     if job.measure:
-        from ksc.decoder import decode_mesh
-        from ksc.metrics import compare_meshes
+        from ksc.decoding.pipeline import decode_mesh
+        from ksc.mesh.metrics import compare_meshes
 
         error = compare_meshes(mesh, decode_mesh(data))
         row.update(chamfer_l1=error.chamfer_l1, normal_error=error.normal_error)
@@ -318,10 +318,10 @@ def _previous_rows(out_dir: Path, digest: str) -> dict[str, dict]:
 
 def _skip(target: Path, previous: dict | None) -> dict | None:
     """The row to keep for an output that needs no new encode, or None: it must exist, be the size the
-    earlier run recorded and pass :func:`ksc.decoder.verify`."""
+    earlier run recorded and pass :func:`ksc.decoding.pipeline.verify`."""
     if previous is None or not target.is_file():
         return None
-    from ksc.decoder import verify
+    from ksc.decoding.pipeline import verify
 
     try:
         data = target.read_bytes()

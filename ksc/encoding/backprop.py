@@ -1,4 +1,5 @@
-"""The training step written out: forward, backward and optimizer (SOAP) of :class:`ksc.model.KeySphereNet` without autograd.
+"""The training step written out: forward, backward and optimizer (SOAP) of the torch network without autograd
+(:class:`ksc.models.network.KeySphereNet`).
 
 A step of the default network is some thirty small kernels on 2048 x 34
 matrices; under autograd and ``torch.optim.Adam`` the bookkeeping between them
@@ -35,8 +36,8 @@ import time
 
 import torch
 
-from ksc.model import KeySphereNet
-from ksc.threads import torch_threads
+from ksc.encoding.threads import torch_threads
+from ksc.models.network import KeySphereNet
 
 TABLE_BYTES = 1 << 30
 """Largest table of per-point constants kept in memory (1M points of the default network take 412 MB)."""
@@ -159,7 +160,7 @@ class FusedTrainer:
     The parameters are copied into one flat vector at construction and back into
     ``model`` by :meth:`write_back`. ``step`` can run the forward and backward
     passes through other weights than the trained ones (``transform``: the
-    fake-quantized weights of :mod:`ksc.quantize`); the gradient then passes
+    fake-quantized weights of :mod:`ksc.encoding.quantize`); the gradient then passes
     straight through to the trained weights.
 
     ``parts`` (CPU only) cuts every batch into that many consecutive slices whose
@@ -222,7 +223,7 @@ class FusedTrainer:
         """One Adam step on the points ``index`` (``batch_size``,); returns the batch's mean L1 loss (a 0-d tensor).
 
         ``transform(parameters) -> weights``, when given, maps the flat parameter vector
-        (P,) to the weights the passes use (P,) (fake quantization, :class:`ksc.quantize.FakeQuantizer`);
+        (P,) to the weights the passes use (P,) (fake quantization, :class:`ksc.encoding.quantize.FakeQuantizer`);
         the update goes to the parameters.
         """
         if len(index) != self.batch_size:

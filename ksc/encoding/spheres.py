@@ -20,7 +20,7 @@ up where the shape is thickest. It stops early when no candidate lies outside
 the chosen spheres, so a shape may get fewer than M spheres.
 
 The candidates' radii are computed coarse to fine when the surface is closed
-(:attr:`ksc.sampling.SignedDistance.closed`), the same values at a fraction
+(:attr:`ksc.encoding.sampling.SignedDistance.closed`), the same values at a fraction
 of the queries: from an 8^3 grid up, each node's children lie ``delta`` from
 it, and a node ``|d|`` from the surface has the sign of its parent wherever
 ``|d_parent| > delta`` (no face in that ball, and a closed surface's winding
@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ksc.encoding.sampling import SignedDistance
 from ksc.errors import KscInputError
-from ksc.sampling import SignedDistance
 
 GRID_SIZES = (64, 128)
 COARSEST = 8

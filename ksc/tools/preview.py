@@ -197,7 +197,7 @@ def render(
 
 def preview(data: bytes, size: int = 512, spheres: bool = False, resolution: int = PREVIEW_RESOLUTION) -> np.ndarray:
     """A picture (size, size, 3) uint8 of the shape a ``.ksc`` file decodes to, seen by the viewer's default camera."""
-    from ksc.decoder import decode
+    from ksc.decoding.pipeline import decode
 
     if not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:  # before the decode, which takes a second
         raise KscInputError(f"size must be an integer in [{MIN_SIZE}, {MAX_SIZE}], got {size!r}")

@@ -1,0 +1,1 @@
+"""The networks a .ksc file can hold: their shape, torch modules for fitting and numpy runtimes for decoding."""
