@@ -16,7 +16,7 @@ import click
 
 from ksc import __version__
 from ksc.decoding.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
-from ksc.encoding.threads import TRAINING_THREADS, training_threads
+from ksc.encoding.threads import TRAINING_THREADS
 from ksc.errors import KscError
 from ksc.format.report import describe_container
 
@@ -86,19 +86,18 @@ def encode(input_path, output_path, threads, device, quiet, **settings):
 
     mesh = load_mesh(input_path)  # a bad input fails before torch is imported
     job = encode_job(settings)
-    import torch
+    from ksc.encoding.pipeline import encode as encode_with_options
 
-    from ksc.encoding.device import resolve_device
-    from ksc.encoding.pipeline import encode_mesh, fit_width_to_budget
-
-    torch.set_num_threads(1)  # the training's parallelism is its own processes (--threads)
-    options, max_bytes, steps = job.options, job.max_bytes, job.options.train.steps
-    if max_bytes is not None and job.fit_width:
-        options = fit_width_to_budget(options, max_bytes)
-    progress = ProgressBar(total=steps, desc="training", unit="step", disabled=quiet)
+    progress = ProgressBar(total=job.options.train.steps, desc="training", unit="step", disabled=quiet)
     with progress:
-        result = encode_mesh(
-            mesh, options, resolve_device(device), progress.on_step, max_bytes=max_bytes, threads=training_threads(threads)
+        result = encode_with_options(
+            mesh,
+            job.options,
+            max_bytes=job.max_bytes,
+            fit_width=job.fit_width,
+            device=device,
+            threads=threads,
+            on_step=progress.on_step,
         )
     write_atomic(output_path, result.data)
     if not quiet:

@@ -69,19 +69,13 @@ def encode(
         Any other ``ksc.encoding.config.EncodeOptions`` field (``samples``, ``qat_steps``, ...).
     """
     from ksc.encoding.config import preset_options
-    from ksc.encoding.threads import torch_threads, training_threads
+    from ksc.encoding.pipeline import encode as encode_with_options
     from ksc.mesh.io import check_mesh, load_mesh
 
-    threads = training_threads(threads)
     mesh = load_mesh(mesh) if isinstance(mesh, str | os.PathLike) else check_mesh(mesh)
-    from ksc.encoding.device import resolve_device
-    from ksc.encoding.pipeline import encode_mesh, fit_width_to_budget
-
     settings = preset_options(preset, seed=seed, **options)
-    if max_bytes is not None and "model" not in options:
-        settings = fit_width_to_budget(settings, max_bytes)
-    with torch_threads(1):
-        return encode_mesh(mesh, settings, resolve_device(device), max_bytes=max_bytes, threads=threads).data
+    fit_width = "model" not in options
+    return encode_with_options(mesh, settings, max_bytes=max_bytes, fit_width=fit_width, device=device, threads=threads).data
 
 
 def decode(data: bytes, resolution: int | None = None, faces: int | None = None) -> trimesh.Trimesh:

@@ -122,7 +122,7 @@ def test_max_bytes_is_never_exceeded(encoded, tmp_path):
 
 
 def test_max_bytes_without_a_width_narrows_the_network_and_keeps_8_bits(encoded, tmp_path):
-    from ksc.encoding.pipeline import planned_bytes
+    from ksc.encoding.budget import planned_bytes
 
     source, _, _ = encoded
     limit = math.ceil(planned_bytes(ModelConfig(spheres=32, layers=4, width=20)))

@@ -132,8 +132,8 @@ def test_the_default_preset_is_the_default_options():
 def test_a_small_budget_narrows_the_network_rather_than_its_bits():
     from dataclasses import replace
 
+    from ksc.encoding.budget import MIN_PLANNED_WIDTH, fit_width_to_budget, planned_bytes
     from ksc.encoding.config import EncodeOptions
-    from ksc.encoding.pipeline import MIN_PLANNED_WIDTH, fit_width_to_budget, planned_bytes
 
     options = EncodeOptions()
     assert fit_width_to_budget(options, 10**6) == options  # never wider than asked

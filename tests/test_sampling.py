@@ -143,8 +143,7 @@ def test_two_pass_winding_number_gives_the_full_accuracy_inside(sphere_mesh):
     on an open ball, whose winding number is near 1/2 all across its hole."""
     import igl
 
-    from ksc.mesh.sampling import ACCURACY, FAST_ACCURACY
-    from ksc.mesh.sampling import DOUBT, WindingNumber
+    from ksc.mesh.sampling import ACCURACY, DOUBT, FAST_ACCURACY, WindingNumber
 
     open_ball = sphere_mesh.copy()
     open_ball.update_faces(np.arange(len(open_ball.faces)) >= 800)  # a hole of a sixth of the sphere

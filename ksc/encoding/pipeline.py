@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,19 +15,22 @@ import trimesh
 
 from ksc import __version__
 from ksc.encoding.backprop import PointTable
+from ksc.encoding.budget import fit_bytes, fit_width_to_budget
 from ksc.encoding.check import check_file
 from ksc.encoding.config import NEAR_SIGMA, EncodeOptions, TrainConfig
+from ksc.encoding.device import resolve_device
 from ksc.encoding.quantize import quantization_aware_finetune
 from ksc.encoding.sampling import SdfSamples, SignedDistance, sample_sdf
 from ksc.encoding.spheres import extract_key_spheres, grid_lattice
 from ksc.encoding.step_allocation import allocate_steps
+from ksc.encoding.threads import torch_threads, training_threads
 from ksc.encoding.train import fit
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
 from ksc.mesh.io import consistently_wound
 from ksc.mesh.normalize import Transform
 from ksc.models.config import ModelConfig
-from ksc.models.network import KeySphereNet, stored_shapes
+from ksc.models.network import KeySphereNet
 from ksc.timing import timed
 
 log = logging.getLogger(__name__)
@@ -38,20 +41,6 @@ DOMAIN_BOUND = 1.05
 
 DIVERGED_MAGNITUDE = 6e4
 """A trained weight this large means the training diverged (they are O(1))."""
-MIN_RATE_BITS, MAX_RATE_BITS = 4, 12
-"""Weight bit widths ``--max-bytes`` chooses from."""
-PLANNED_BITS = 8
-"""The bit width :func:`fit_width_to_budget` plans for: the presets' (``ksc.encoding.config.PRESETS``)."""
-PLANNED_VALUE_BYTES, PLANNED_TENSOR_BYTES = 1.0, 12.0
-"""Planned size of one range-coded 8-bit weight, and of each tensor's codec and coder tail.
-Trained weights take less (7.6-8.0 bits each in the 15 meshes' default files, tails
-included); barely trained ones, still near their uniform initialization, about this.
-Pessimistic on purpose: a plan that is a few % too small costs a width unit, one that is
-too large costs a bit of every weight."""
-PLANNED_HEADER_BYTES, PLANNED_SPHERE_BYTES = 320.0, 2.6
-"""Planned header and per-sphere bytes: a default file's header and spheres take 513-557 bytes for 64 spheres
-(format 5.0, the 15 meshes' default files)."""
-MIN_PLANNED_WIDTH = 8
 STEP_FACTOR = 1.08
 """Every weight tensor's quantization step is this much coarser than its (allocated) RMS step at the file's
 bits, ~0.11 bits a weight fewer: SOAP's weights cost ~2 % more bytes than Adam's at the same RMS step
@@ -61,7 +50,7 @@ RADIUS_BITS = 8
 network is trained on the rounded values."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncodeResult:
     """The file's bytes and what it took to make them."""
 
@@ -94,7 +83,7 @@ the rest of their sampling, the float training, the per-tensor steps, quantizati
 container and the self-check of the file."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainedMesh:
     """A float network fitted to one mesh, ready to be quantized at any bit width."""
 
@@ -264,7 +253,20 @@ def train_mesh(
             scales = {name: 1.0 for name, _ in model.named_parameters()}
         scales = {name: STEP_FACTOR * scale for name, scale in scales.items()}
     return TrainedMesh(
-        model, samples, transform, sphere_codec, options, device, source, loss, started, scales, unit, threads, table, timings
+        model=model,
+        samples=samples,
+        transform=transform,
+        sphere_codec=sphere_codec,
+        options=options,
+        device=device,
+        source=source,
+        final_loss=loss,
+        started=started,
+        step_scales=scales,
+        unit_mesh=unit,
+        threads=threads,
+        table=table,
+        timings=timings,
     )
 
 
@@ -285,6 +287,27 @@ def describes_a_surface(model: KeySphereNet, samples: SdfSamples) -> bool:
     model.eval()
     values = model(points.to(next(model.parameters()).device))
     return bool((values > 0).any()) and bool((values < 0).any())
+
+
+def encode(
+    mesh: trimesh.Trimesh,
+    options: EncodeOptions,
+    *,
+    max_bytes: int | None = None,
+    fit_width: bool = True,
+    device: str = "auto",
+    threads: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> EncodeResult:
+    """The encode that ``ksc.encode``, ``ksc encode`` and ``ksc batch`` run: :func:`encode_mesh` on ``threads``
+    training cores (:func:`ksc.encoding.threads.training_threads`) with torch itself on one thread meanwhile,
+    the network first narrowed to ``max_bytes`` (:func:`ksc.encoding.budget.fit_width_to_budget`) unless
+    ``fit_width`` is false (the caller chose its width)."""
+    threads = training_threads(threads)
+    if max_bytes is not None and fit_width:
+        options = fit_width_to_budget(options, max_bytes)
+    with torch_threads(1):
+        return encode_mesh(mesh, options, resolve_device(device), on_step, max_bytes=max_bytes, threads=threads)
 
 
 def encode_mesh(
@@ -308,7 +331,7 @@ def encode_mesh(
     if max_bytes is not None and max_bytes < 1:
         raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
     trained = train_mesh(mesh, options, device, on_step, threads)
-    result = trained.encode(options.weight_bits) if max_bytes is None else _fit_bytes(trained, max_bytes)
+    result = trained.encode(options.weight_bits) if max_bytes is None else fit_bytes(trained, max_bytes)
     with timed(result.timings, "self-check"):
         check = check_file(result.data, trained.unit_mesh)
     log.info("self-check of the file: %s", check.describe())
@@ -320,50 +343,6 @@ def encode_mesh(
             " failed: try another --seed or more bytes"
         )
     return result
-
-
-def _fit_bytes(trained: TrainedMesh, max_bytes: int) -> EncodeResult:
-    """The file of ``trained`` at the most bits per weight (``options.weight_bits`` up to 12) that fits ``max_bytes``."""
-    options = trained.options
-    # Sizes hardly change with fine-tuning: rank bit widths by a quick quantization, then confirm.
-    smallest = None
-    for bits in range(max(options.weight_bits, MAX_RATE_BITS), MIN_RATE_BITS - 1, -1):
-        estimate = len(trained.encode(bits, fine_tune=False).data)
-        smallest = estimate if smallest is None else min(smallest, estimate)
-        if estimate > max_bytes:
-            continue
-        result = trained.encode(bits)
-        if len(result.data) <= max_bytes:
-            log.info("%d-bit weights: %d bytes (limit %d)", bits, len(result.data), max_bytes)
-            return result
-    raise KscInputError(
-        f"cannot fit the mesh in {max_bytes} bytes: the smallest file would be about {smallest} bytes"
-        " (4-bit weights); allow more bytes or use fewer --spheres, --layers or a smaller --width"
-    )
-
-
-def planned_bytes(config: ModelConfig) -> float:
-    """A slightly pessimistic size of a file storing a trained ``config`` at 8 bits per weight, before training."""
-    weights = [math.prod(shape) for name, shape in stored_shapes(config).items() if name != "spheres"]
-    fixed = PLANNED_HEADER_BYTES + PLANNED_SPHERE_BYTES * config.spheres
-    return fixed + PLANNED_VALUE_BYTES * sum(weights) + PLANNED_TENSOR_BYTES * len(weights)
-
-
-def fit_width_to_budget(options: EncodeOptions, max_bytes: int) -> EncodeOptions:
-    """``options`` with the widest hidden layers, up to ``options.model.width``, whose
-    :func:`planned_bytes` at 8 bits fit ``max_bytes`` (at least :data:`MIN_PLANNED_WIDTH`).
-
-    Narrowing the network spends a small budget better than coarser weights: at
-    ~5.3 KB a 6 x 26 network at 8 bits has 0.83x (median over 15 meshes) the
-    Chamfer-L1 of the 6 x 32 one at 6 bits (docs/method.md, "Store"). :func:`encode_mesh`
-    then picks the bits that fit after training, 8 or more when the plan holds.
-    """
-    width = options.model.width
-    while width > MIN_PLANNED_WIDTH and planned_bytes(replace(options.model, width=width)) > max_bytes:
-        width -= 1
-    if width != options.model.width:
-        log.info("hidden width %d instead of %d to fit %d bytes at %d bits", width, options.model.width, max_bytes, PLANNED_BITS)
-    return replace(options, model=replace(options.model, width=width))
 
 
 def sphere_codec_for_grid(grid_size: int) -> SortedUniformCodec:

@@ -121,19 +121,15 @@ def encode_file(source: str, target: str, job: EncodeJob) -> dict:
 
 
 def _encode(source: str, target: str, job: EncodeJob) -> dict:
-    import torch
-
     from ksc.encoding.device import resolve_device
-    from ksc.encoding.pipeline import encode_mesh, fit_width_to_budget
+    from ksc.encoding.pipeline import encode
     from ksc.mesh.io import load_mesh
 
-    torch.set_num_threads(1)  # a task's cores are its training processes (job.threads)
     device = resolve_device(os.environ.get(DEVICE_VARIABLE, "auto") if job.device == "auto" else job.device)
     mesh = load_mesh(source)
-    options = job.options
-    if job.max_bytes is not None and job.fit_width:
-        options = fit_width_to_budget(options, job.max_bytes)
-    data = encode_mesh(mesh, options, device, max_bytes=job.max_bytes, threads=job.threads).data
+    data = encode(
+        mesh, job.options, max_bytes=job.max_bytes, fit_width=job.fit_width, device=str(device), threads=job.threads
+    ).data
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, data)
     row = {"ksc_bytes": len(data), "device": str(device)}
