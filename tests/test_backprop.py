@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ksc.encoding import backprop
+from ksc.encoding import soap as optimizer
 from ksc.encoding.backprop import FusedTrainer, PointTable
 from ksc.encoding.train import sdf_loss
 from ksc.models.config import ModelConfig
@@ -156,7 +157,7 @@ def test_soap_without_matrices_is_torch_adam():
     generator = torch.Generator().manual_seed(2)
     start = torch.randn(50, generator=generator)
     ours, theirs = start.clone(), torch.nn.Parameter(start.clone())
-    soap, reference = backprop.Soap(ours), torch.optim.Adam([theirs], lr=0.01)
+    soap, reference = optimizer.Soap(ours), torch.optim.Adam([theirs], lr=0.01)
     for _ in range(20):
         gradient = torch.randn(50, generator=generator)
         soap.step(gradient, 0.01)
@@ -174,7 +175,7 @@ def _rotated(a, s, back=False):
 
 def _reference_soap(tensors, gradients, state, learning_rate):
     """SOAP written per tensor, as the paper's pseudo-code: the flat version must agree with it."""
-    beta1, beta2, b = *backprop.BETAS, backprop.SHAMPOO_BETA
+    beta1, beta2, b = *optimizer.BETAS, optimizer.SHAMPOO_BETA
     state["t"] = t = state.get("t", 0) + 1
     for k, (x, g) in enumerate(zip(tensors, gradients, strict=True)):
         s = state.setdefault(k, {"m": torch.zeros_like(x), "v": torch.zeros_like(x)})
@@ -183,12 +184,12 @@ def _reference_soap(tensors, gradients, state, learning_rate):
             s.setdefault("QR", torch.eye(x.shape[1]))
         s["m"] = beta1 * s["m"] + (1 - beta1) * g
         s["v"] = beta2 * s["v"] + (1 - beta2) * _rotated(g, s) ** 2
-        update = _rotated(s["m"], s) / ((s["v"] / (1 - beta2**t)).sqrt() + backprop.EPS)
+        update = _rotated(s["m"], s) / ((s["v"] / (1 - beta2**t)).sqrt() + optimizer.EPS)
         x -= learning_rate / (1 - beta1**t) * _rotated(update, s, back=True)
         if x.dim() == 2:
             s["L"] = b * s.get("L", torch.zeros(x.shape[0], x.shape[0])) + (1 - b) * g @ g.T
             s["R"] = b * s.get("R", torch.zeros(x.shape[1], x.shape[1])) + (1 - b) * g.T @ g
-            if t == 1 or t % backprop.SOAP_EVERY == 0:
+            if t == 1 or t % optimizer.SOAP_EVERY == 0:
                 s["QL"], s["QR"] = (torch.linalg.eigh(s[side].double()).eigenvectors.float() for side in "LR")
 
 
@@ -200,10 +201,10 @@ def test_soap_matches_a_per_tensor_reference():
     tensors = [torch.randn(shape, generator=generator) for shape in shapes]
     flat = torch.cat([t.reshape(-1) for t in tensors])
     adam_flat = flat.clone()
-    soap, adam = backprop.Soap(flat, [(0, 4, 4), (20, 4, 4), (40, 5, 5)]), backprop.Soap(adam_flat)
+    soap, adam = optimizer.Soap(flat, [(0, 4, 4), (20, 4, 4), (40, 5, 5)]), optimizer.Soap(adam_flat)
     assert [group["gradient"].shape for group in soap.groups] == [(2, 4, 4), (1, 5, 5)]
     state = {}
-    for _ in range(2 * backprop.SOAP_EVERY + 3):  # across two recomputations of the eigenbases
+    for _ in range(2 * optimizer.SOAP_EVERY + 3):  # across two recomputations of the eigenbases
         gradients = [torch.randn(shape, generator=generator) for shape in shapes]
         soap.step(torch.cat([g.reshape(-1) for g in gradients]), 0.01)
         adam.step(torch.cat([g.reshape(-1) for g in gradients]), 0.01)
@@ -219,8 +220,8 @@ def test_soap_keeps_its_bases_where_a_decomposition_fails(monkeypatch, failure):
     # cause, a failed decomposition must not reach the parameters
     generator = torch.Generator().manual_seed(5)
     flat = torch.randn(16, generator=generator)
-    soap = backprop.Soap(flat, [(0, 4, 4)])
-    for _ in range(backprop.SOAP_EVERY - 1):
+    soap = optimizer.Soap(flat, [(0, 4, 4)])
+    for _ in range(optimizer.SOAP_EVERY - 1):
         soap.step(torch.randn(16, generator=generator), 0.01)
     bases = [soap.groups[0][name].clone() for name in ("q_left", "q_right")]
     seen = []
@@ -247,7 +248,7 @@ def test_soap_bases_of_subnormal_averages_are_orthonormal():
     statistics = (g.T @ g)[None]
     statistics[0, 3, :] = statistics[0, :, 3] = 1.26e-44 * torch.sign(torch.randn(12, generator=generator))
     statistics[0, 5, :] = statistics[0, :, 5] = 0.0
-    q = backprop._eigenvectors(statistics, torch.eye(12)[None])
+    q = optimizer._eigenvectors(statistics, torch.eye(12)[None])
     assert q.dtype == torch.float32
     assert torch.allclose(q[0].T @ q[0], torch.eye(12), atol=1e-6)
 

@@ -13,7 +13,7 @@ function and the same gradients are computed with preallocated buffers:
   with the same row-wise arithmetic, so both give the same bits);
 * each SiLU keeps its sigmoid for the backward pass;
 * the parameters and their gradients live in two flat vectors, so that the
-  optimizer (:class:`Soap`: Adam in rotated bases) is a handful of vector
+  optimizer (:class:`ksc.encoding.soap.Soap`: Adam in rotated bases) is a handful of vector
   operations and a few small products per weight matrix;
 * a batch can be cut into slices computed side by side in forked processes
   (``parts``): no torch thread pool, whose per-kernel fork and join cost more
@@ -27,133 +27,17 @@ from __future__ import annotations
 
 import functools
 import math
-import mmap
-import multiprocessing
-import os
-import signal
-import sys
-import time
 
 import torch
 
+from ksc.encoding.forked import SharedTensors, SliceHelpers
+from ksc.encoding.soap import Soap
 from ksc.encoding.threads import torch_threads
 from ksc.models.network import KeySphereNet
 
 TABLE_BYTES = 1 << 30
 """Largest table of per-point constants kept in memory (1M points of the default network take 412 MB)."""
 CHUNK = 65536
-BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults
-SHAMPOO_BETA = 0.95
-"""Decay of :class:`Soap`'s averages of ``G G^T`` and ``G^T G`` (the SOAP paper's)."""
-SOAP_EVERY = 10
-"""Steps between two eigendecompositions of :class:`Soap`'s averages (the SOAP paper's)."""
-
-
-class Soap:
-    """SOAP over one flat parameter vector: Adam in the eigenbases of each weight matrix's Shampoo statistics.
-
-    For every matrix ``G`` (m, n) among the parameters, exponential averages of ``G G^T`` (m, m) and ``G^T G``
-    (n, n) are kept, and their eigenvectors ``Q_L``, ``Q_R`` (after the first step, then every
-    :data:`SOAP_EVERY` steps; the first step is Adam's); Adam's moments see ``Q_L^T G Q_R`` and its update is
-    rotated back. Where a layer's inputs are correlated (Fourier features, neighbouring units) this is Adam
-    with the correlations taken out. Vectors (biases) and an optimizer without ``matrices`` get
-    torch.optim.Adam's update (no weight decay). Vyas et al., "SOAP: Improving and Stabilizing Shampoo using
-    Adam", 2024.
-
-    Matrices of one shape lying at equal spacing (the hidden layers) are rotated and decomposed as one batch:
-    a step is a few dozen small kernels whatever the depth.
-
-    Parameters
-    ----------
-    parameters : (P,) tensor
-        The flat parameter vector, updated in place.
-    matrices : list of (offset, rows, columns)
-        Where each weight matrix lies in ``parameters`` (row-major), in increasing offsets.
-    """
-
-    def __init__(self, parameters: torch.Tensor, matrices: list[tuple[int, int, int]] = ()):
-        self.parameters = parameters
-        buffers = ("gradient", "first", "second", "rotated", "direction")  # rotated: the gradient, then the moment
-        for name in buffers:
-            setattr(self, name, torch.zeros_like(parameters))
-        self.steps = 0
-        self.groups = []
-        for offset, count, spacing, rows, columns in _batches(matrices):
-            shape, strides = (count, rows, columns), (spacing, columns, 1)
-            zeros = functools.partial(torch.zeros, device=parameters.device)
-            group = {name: torch.as_strided(getattr(self, name), shape, strides, offset) for name in buffers}
-            group.update(
-                left=zeros(count, rows, rows),
-                right=zeros(count, columns, columns),
-                q_left=torch.eye(rows, device=parameters.device).repeat(count, 1, 1),
-                q_right=torch.eye(columns, device=parameters.device).repeat(count, 1, 1),
-                half=zeros(shape),
-                whole=zeros(shape),
-            )
-            self.groups.append(group)
-
-    def step(self, gradient: torch.Tensor, learning_rate: float) -> None:
-        self.steps += 1
-        beta1, beta2 = BETAS
-        self.gradient.copy_(gradient)
-        self.first.lerp_(gradient, 1.0 - beta1)
-        self._rotate("gradient", back=False)
-        self.second.mul_(beta2).addcmul_(self.rotated, self.rotated, value=1.0 - beta2)
-        self._rotate("first", back=False)
-        denominator = (self.second.sqrt() / math.sqrt(1.0 - beta2**self.steps)).add_(EPS)
-        torch.div(self.rotated, denominator, out=self.direction)
-        self._rotate("direction", back=True)
-        self.parameters.add_(self.direction, alpha=-learning_rate / (1.0 - beta1**self.steps))
-        # the bases come from earlier gradients only: in a basis of its own G G^T and G^T G a gradient is
-        # diagonal, and Adam would scale its rounding noise off the diagonal up to whole steps
-        for group in self.groups:
-            g = group["gradient"]
-            group["left"].baddbmm_(g, g.transpose(1, 2), beta=SHAMPOO_BETA, alpha=1.0 - SHAMPOO_BETA)
-            group["right"].baddbmm_(g.transpose(1, 2), g, beta=SHAMPOO_BETA, alpha=1.0 - SHAMPOO_BETA)
-            if self.steps == 1 or self.steps % SOAP_EVERY == 0:
-                group["q_left"] = _eigenvectors(group["left"], group["q_left"])
-                group["q_right"] = _eigenvectors(group["right"], group["q_right"])
-
-    def _rotate(self, name: str, back: bool) -> None:
-        """Every matrix ``X`` of buffer ``name`` as ``Q_L^T X Q_R`` into ``rotated`` (``back``: ``Q_L X Q_R^T``
-        into ``direction``, in place); the vectors are copied (forwards) or left (back)."""
-        if not back:
-            self.rotated.copy_(getattr(self, name))
-        for group in self.groups:
-            left, right = group["q_left"], group["q_right"]
-            left, right = (left, right.transpose(1, 2)) if back else (left.transpose(1, 2), right)
-            torch.bmm(left, group[name], out=group["half"])
-            torch.bmm(group["half"], right, out=group["whole"])
-            group["direction" if back else "rotated"].copy_(group["whole"])
-
-
-def _eigenvectors(statistics: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """Eigenvectors (B, n, n) of the symmetric ``statistics`` (B, n, n), in float64; ``previous`` where that fails.
-
-    A unit whose gradient has vanished leaves averages that decay into float32's subnormal range, on which
-    LAPACK's float32 ``syevd`` returns NaN or inaccurate vectors without raising; in float64 these are
-    ordinary numbers, at ~1.25x the decomposition's time.
-    """
-    try:
-        vectors = torch.linalg.eigh(statistics.double()).eigenvectors.to(previous.dtype)
-    except torch.linalg.LinAlgError:
-        return previous
-    return vectors if bool(torch.isfinite(vectors).all()) else previous
-
-
-def _batches(matrices: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int, int]]:
-    """``matrices`` (offset, rows, columns) as runs of one shape at equal spacing: (offset, count, spacing, rows, columns)."""
-    runs: list[list[int]] = []
-    for offset, rows, columns in matrices:
-        last = runs[-1] if runs else None
-        if last and (last[3], last[4]) == (rows, columns) and (last[1] == 1 or offset - last[0] == last[1] * last[2]):
-            last[2] = offset - last[0] if last[1] == 1 else last[2]
-            last[1] += 1
-        else:
-            runs.append([offset, 1, rows * columns, rows, columns])
-    return [tuple(run) for run in runs]
-
-
 class FusedTrainer:
     """Trains ``model``'s parameters on ``points`` (N, 3) and signed distances ``target`` (N,), one batch per :meth:`step`.
 
@@ -166,12 +50,12 @@ class FusedTrainer:
     ``parts`` (CPU only) cuts every batch into that many consecutive slices whose
     gradients are computed separately and summed in order; ``parts - 1`` forked
     helper processes compute all but the first slice while this process computes
-    it, so a step uses ``parts`` cores at once (:class:`_Helpers`). The result
+    it, so a step uses ``parts`` cores at once (:class:`ksc.encoding.forked.SliceHelpers`). The result
     depends on ``parts`` but not on whether the helpers run: where they cannot
     (not Linux) the slices run one after another here, with the same bits. Call :meth:`close` (or use ``with``) to stop
     the helpers. ``table``: the points' :class:`PointTable`, when another trainer of the
     same points and spheres built it already (built here otherwise). ``optimizer``: ``soap`` or ``adam``
-    (:class:`Soap` with or without its eigenbases).
+    (:class:`ksc.encoding.soap.Soap` with or without its eigenbases).
     """
 
     def __init__(
@@ -205,12 +89,12 @@ class FusedTrainer:
         # What the helpers read and write lives in memory shared with them: the weights of the passes, the
         # batch's indices, each slice's gradient and loss.
         count = len(self.parameters)
-        shared = _SharedTensors(points.device, passes=(count,), index=(batch_size,), gradients=(parts, count), losses=(parts,))
+        shared = SharedTensors(points.device, passes=(count,), index=(batch_size,), gradients=(parts, count), losses=(parts,))
         self.passes, self.index, self.gradients, self.losses = shared.passes, shared.index, shared.gradients, shared.losses
         self.pass_weights = self.views(self.passes)
         self.gradient = self.gradients[0] if parts == 1 else torch.zeros_like(self.parameters)
         self.slices = [_Slice(self, self.bounds[k], self.bounds[k + 1], self.gradients[k]) for k in range(parts)]
-        self.helpers = _Helpers.start(self, parts) if parts > 1 else None
+        self.helpers = SliceHelpers.start(self, parts) if parts > 1 else None
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """``flat`` (P,) cut into the model's parameter shapes, by name."""
@@ -391,123 +275,3 @@ class _Slice:
             torch.sum(d_pre_z, 0, out=grads["sphere_layer.bias"])
         else:
             grads["latents"].copy_(d_z)
-
-
-class _SharedTensors:
-    """Named float32/int64 tensors of the given shapes; on the CPU in one anonymous shared mapping, which
-    processes forked afterwards see and write (no file, no /dev/shm)."""
-
-    def __init__(self, device: torch.device, **shapes: tuple[int, ...]):
-        dtypes = {name: torch.int64 if name == "index" else torch.float32 for name in shapes}
-        if device.type != "cpu":
-            for name, shape in shapes.items():
-                setattr(self, name, torch.zeros(shape, dtype=dtypes[name], device=device))
-            return
-        sizes = {name: math.prod(shape) * dtypes[name].itemsize for name, shape in shapes.items()}
-        self.memory = mmap.mmap(-1, sum(-(-size // 8) * 8 for size in sizes.values()))  # MAP_SHARED | MAP_ANONYMOUS
-        offset = 0
-        for name, shape in shapes.items():
-            count = math.prod(shape)
-            view = torch.frombuffer(self.memory, dtype=dtypes[name], count=count, offset=offset)
-            setattr(self, name, view.view(shape))
-            offset += -(-sizes[name] // 8) * 8
-
-
-class _Helpers:
-    """Forked processes that compute slices ``1 ..`` of every step while the trainer computes slice 0.
-
-    A helper is a copy of the trainer (the point table shared copy-on-write, never written) that waits on a pipe
-    for each step, runs its slice on the shared weights and indices, writes its gradient and loss into shared
-    memory and answers on the pipe. Waits block in the kernel, so a helper takes no CPU between steps and a
-    busy machine is not spun on. A helper ends when told to, or when the trainer's process goes (its pipe
-    closes); it ignores Ctrl-C, which is the trainer's to handle. Helpers are forked with ``os.fork``, not
-    ``multiprocessing.Process``, so that a daemonic process (a Dask worker) can have them too.
-    """
-
-    def __init__(self, pids: list[int], pipes: list):
-        self.pids, self.pipes = pids, pipes
-
-    @classmethod
-    def start(cls, trainer: FusedTrainer, parts: int) -> _Helpers | None:
-        """Helpers for slices 1 .. ``parts - 1``; None where this process cannot fork them (then the trainer runs
-        every slice itself, to the same bits)."""
-        if not sys.platform.startswith("linux"):
-            return None
-        pids, pipes = [], []
-        for part in range(1, parts):
-            mine, theirs = multiprocessing.Pipe()
-            pid = os.fork()
-            if pid == 0:  # the helper: never returns into the trainer's code
-                status = 1
-                try:
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    for pipe in [*pipes, mine]:  # the trainer's ends: with them closed, its exit reads as EOF
-                        pipe.close()
-                    _serve(trainer.slices[part], theirs)
-                    status = 0
-                finally:
-                    os._exit(status)
-            theirs.close()
-            pids.append(pid)
-            pipes.append(mine)
-        return cls(pids, pipes)
-
-    def run(self, trainer: FusedTrainer) -> None:
-        """One step: every helper's slice, with slice 0 computed here meanwhile."""
-        for pipe in self.pipes:
-            pipe.send_bytes(b"s")
-        trainer.slices[0].run()
-        for pipe in self.pipes:
-            try:
-                answer = pipe.recv_bytes()
-            except (EOFError, OSError):
-                answer = b"ethe process ended"
-            if answer != b"d":
-                self.stop()
-                raise RuntimeError(f"a training helper failed: {answer[1:].decode(errors='replace')}")
-
-    def stop(self) -> None:
-        for pipe in self.pipes:
-            try:
-                pipe.send_bytes(b"q")
-            except OSError:
-                pass  # it has gone already
-            pipe.close()
-        for pid in self.pids:
-            _reap(pid, timeout=5.0)
-        self.pipes, self.pids = [], []
-
-
-def _reap(pid: int, timeout: float) -> None:
-    """Wait for the child ``pid`` to end, killing it after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return  # reaped already
-        if done:
-            return
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return
-        time.sleep(0.001)
-
-
-def _serve(part: _Slice, pipe) -> None:
-    """A helper's loop: a slice for every ``s`` on the pipe until ``q`` or the other end closes."""
-    torch.set_num_threads(1)
-    while True:
-        try:
-            command = pipe.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if command != b"s":
-            return
-        try:
-            part.run()
-        except Exception as error:  # reported to the trainer, which raises it
-            pipe.send_bytes(b"e" + f"{type(error).__name__}: {error}".encode())
-            return
-        pipe.send_bytes(b"d")

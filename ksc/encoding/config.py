@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from ksc.errors import KscInputError
 from ksc.models.config import ModelConfig
 
-OPTIMIZERS = ("soap", "adam")  # ksc.encoding.backprop.Soap with and without its eigenbases
+OPTIMIZERS = ("soap", "adam")  # ksc.encoding.soap.Soap with and without its eigenbases
 DISTANCES = ("exact", "pysdf")  # backends of ksc.encoding.sampling.SignedDistance, named here: no pysdf import needed
 LONG_TRAINING_STEPS = 2000
 LONG_TRAINING_UNIFORM_SHARE, SHORT_TRAINING_UNIFORM_SHARE = 0.10, 0.25
@@ -29,7 +29,7 @@ class TrainConfig:
     time_budget: float | None = None
     optimizer: str = "soap"
     """``soap``: Adam in the eigenbases of each weight matrix's gradient statistics; ``adam``: plain Adam, the
-    reference of research/design/optimizer.py (:class:`ksc.encoding.backprop.Soap`)."""
+    reference of research/design/optimizer.py (:class:`ksc.encoding.soap.Soap`)."""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:

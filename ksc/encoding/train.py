@@ -1,6 +1,6 @@
 """Overfitting the key-sphere network to one mesh (L1 loss on the SDF).
 
-SOAP (:class:`ksc.encoding.backprop.Soap`, Adam in rotated bases; plain Adam with
+SOAP (:class:`ksc.encoding.soap.Soap`, Adam in rotated bases; plain Adam with
 ``TrainConfig(optimizer="adam")``) with a short linear warm-up and a cosine
 decay to 1 % of the peak learning rate; the steps themselves are
 :class:`ksc.encoding.backprop.FusedTrainer`'s (forward, backward and optimizer written
