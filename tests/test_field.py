@@ -1,4 +1,5 @@
-"""The numpy network (ksc.models.runtime) against the torch one it replaces in the decoder, and a decoder without torch."""
+"""The numpy network (ksc.models.runtime) beyond the network contract (tests/test_network_contract.py): grids, shapes,
+threads, and a decoder without torch."""
 
 import json
 import os
@@ -39,17 +40,6 @@ def random_pair(**config):
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.parent.name)
-def test_field_is_the_torch_network_on_every_golden_file(path):
-    data = path.read_bytes()
-    field, model = load_field(data).field, load_model(data)
-    values, gradients = torch_values_and_gradients(model, POINTS)
-    assert np.abs(field(POINTS) - values).max() < 1e-5
-    mine, mine_gradients = field.values_and_gradients(POINTS)
-    assert np.abs(mine - values).max() < 1e-5
-    assert np.abs(mine_gradients - gradients).max() < 1e-4
-
-
-@pytest.mark.parametrize("path", GOLDEN, ids=lambda p: p.parent.name)
 def test_marching_cubes_of_both_networks_has_the_same_faces(path):
     data = path.read_bytes()
     field, model = load_field(data).field, load_model(data)
@@ -61,28 +51,6 @@ def test_marching_cubes_of_both_networks_has_the_same_faces(path):
     mine = evaluate_grid(field, resolution, bound).values
     assert np.abs(mine - reference).max() < 1e-5
     assert len(extract_surface(mine, bound)[1]) == len(extract_surface(reference, bound)[1])
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        {},
-        {"activation": "relu"},
-        {"features": "latent"},
-        {"weighting": "inverse"},
-        {"weighting": "inverse_square"},
-        {"frequencies": 0},
-        {"frequencies": 3, "feature_dim": 29},
-    ],
-    ids=["default", "relu", "latent", "inverse", "inverse_square", "no-fourier", "paper-features"],
-)
-def test_every_branch_matches_torch(config):
-    model, field = random_pair(**config)
-    values, gradients = torch_values_and_gradients(model, POINTS)
-    assert np.abs(field(POINTS) - values).max() < 1e-5
-    mine, mine_gradients = field.values_and_gradients(POINTS)
-    assert np.abs(mine - values).max() < 1e-5
-    assert np.abs(mine_gradients - gradients).max() < 1e-4 * max(1.0, np.abs(gradients).max())
 
 
 def test_grid_nodes_take_the_same_values_as_points():

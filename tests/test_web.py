@@ -60,10 +60,9 @@ def js_decode(files: list[bytes], points: np.ndarray | None = None, cells: int =
 # -- the reader and the network, in node ---------------------------------------------------------------------------
 
 
-def test_js_field_matches_python_on_every_golden_file():
-    rng = np.random.default_rng(7)
-    points = rng.uniform(-1.2, 1.2, (3000, 3)).astype(np.float32)
-    results = js_decode([path.read_bytes() for path in GOLDEN], points)
+def test_js_reader_reads_every_golden_file_as_python_does():
+    """The header as both readers see it; the network's values are the contract's (tests/test_network_contract.py)."""
+    results = js_decode([path.read_bytes() for path in GOLDEN])
     assert len(results) == len(GOLDEN) >= 5
     for path, result in zip(GOLDEN, results, strict=True):
         decoded = load_field(path.read_bytes())
@@ -71,8 +70,6 @@ def test_js_field_matches_python_on_every_golden_file():
         assert result["version"] == list(decoded.container.version)
         assert result["bound"] == pytest.approx(decoded.bound)
         assert {k: result["model"][k] for k in decoded.config.to_dict()} == decoded.config.to_dict()
-        expected = decoded.field(points)
-        assert np.abs(np.array(result["values"]) - expected).max() < 1e-4, path
 
 
 def test_js_surface_is_closed_and_encloses_what_python_decodes():

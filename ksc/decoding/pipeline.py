@@ -23,6 +23,7 @@ from ksc.errors import KscFormatError, KscInputError
 from ksc.format import Container, read_container
 from ksc.format.layout import model_from_map
 from ksc.mesh.normalize import Transform
+from ksc.models import model_of_format
 from ksc.models.config import ModelConfig
 from ksc.models.runtime import SphereField, one_blas_thread
 from ksc.timing import timed
@@ -68,7 +69,7 @@ def load_field(data: bytes) -> DecodedField:
     tensors = container.tensor_map()
     if "spheres" in tensors and np.any(tensors["spheres"][:, 3] < 0.0):
         raise KscFormatError("tensor 'spheres' has a negative radius")
-    field = SphereField(config, tensors)
+    field = model_of_format(container.version[0]).load("runtime")(config, tensors)
     return DecodedField(field=field, config=config, transform=transform, bound=bound, container=container)
 
 
