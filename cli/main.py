@@ -23,9 +23,10 @@ from ksc.format.report import describe_container
 from .options import device_option, encode_job, encode_options, verbosity_options
 from .progress import ProgressBar
 
-EXTRAS = {"torch": "encode", "igl": "encode", "pysdf": "pysdf", "dask": "batch", "distributed": "batch"}
+EXTRAS = {"torch": "encode", "igl": "encode", "dask": "batch", "distributed": "batch"}
 """Modules of the extras, by the extra that installs them: `encode` and `compare` need torch and libigl,
-`encode --distance pysdf` pysdf, `batch` dask.distributed too; decoding needs none."""
+`batch` dask.distributed too; decoding needs none (pysdf, the `pysdf` extra, only the Python API's
+``distance="pysdf"``)."""
 
 
 class KscGroup(click.Group):

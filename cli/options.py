@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import click
 
-from ksc.encoding.config import DISTANCES, PRESETS, EncodeOptions
-from ksc.models.config import ACTIVATION_NAMES, FEATURE_BRANCHES
+from ksc.encoding.config import PRESETS, EncodeOptions
 
 DEFAULTS = EncodeOptions()
 
@@ -50,25 +49,11 @@ ENCODE_OPTIONS = [
     click.option("--layers", default=DEFAULTS.model.layers, show_default=True, help="Hidden layers of the SDF network (K)."),
     click.option("--width", type=int, default=None, help="Units per hidden layer (Q); default: the preset's."),
     click.option(
-        "--frequencies",
-        default=DEFAULTS.model.frequencies,
-        show_default=True,
-        help="Octaves of Fourier features of the query point (0: the paper's network).",
-    ),
-    click.option(
-        "--features",
-        type=click.Choice(FEATURE_BRANCHES),
-        default=DEFAULTS.model.features,
-        show_default=True,
-        help="Sphere features: direct (DPFE, one 4->E layer) or latent (LPFE, a trained E-vector per sphere).",
-    ),
-    click.option(
         "--feature-dim",
         default=DEFAULTS.model.feature_dim,
         show_default=True,
         help="E, values per sphere feature (the paper's 29).",
     ),
-    click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default=DEFAULTS.model.activation, show_default=True),
     click.option(
         "--steps", type=int, default=None, help=f"Training steps (default: the preset's; {DEFAULTS.train.steps} for default)."
     ),
@@ -90,14 +75,6 @@ ENCODE_OPTIONS = [
         type=int,
         default=None,
         help=f"Training points with their SDF (default: the preset's; {DEFAULTS.samples:,} for default).",
-    ),
-    click.option(
-        "--distance",
-        type=click.Choice(DISTANCES),
-        default=DEFAULTS.distance,
-        show_default=True,
-        help="Training distances: exact (libigl AABB tree) or pysdf (faster, approximate: worse fits on thin meshes; "
-        "needs the pysdf extra).",
     ),
     click.option(
         "--preset",
@@ -124,7 +101,10 @@ ENCODE_OPTIONS = [
     ),
     click.option("--seed", default=DEFAULTS.seed, show_default=True),
 ]
-"""The options of ``ksc encode`` that shape the file; ``ksc batch`` takes the same."""
+"""The options of ``ksc encode`` that shape the file; ``ksc batch`` takes the same. The research knobs (sphere
+features, activation, Fourier octaves, the distance backend) are ``EncodeOptions`` fields of the Python API
+(``ksc.encode(mesh, model=ModelConfig(...), distance=...)``), not options: no measurement made them pay
+(docs/results.md)."""
 
 
 def encode_options(function):
@@ -149,13 +129,13 @@ def encode_job(settings: dict):
     options = replace(
         preset,
         model=ModelConfig(
-            features=settings["features"],
+            features=preset.model.features,
             spheres=settings["spheres"],
             layers=settings["layers"],
             width=given("width", preset.model.width),
-            frequencies=settings["frequencies"],
+            frequencies=preset.model.frequencies,
             feature_dim=settings["feature_dim"],
-            activation=settings["activation"],
+            activation=preset.model.activation,
         ),
         train=TrainConfig(
             steps=given("steps", preset.train.steps),
@@ -164,7 +144,7 @@ def encode_job(settings: dict):
             time_budget=settings["time_budget"],
         ),
         samples=given("samples", preset.samples),
-        distance=settings["distance"],
+        distance=preset.distance,
         weight_bits=given("bits", preset.weight_bits),
         qat_steps=given("qat_steps", preset.qat_steps),
         seed=settings["seed"],

@@ -160,20 +160,28 @@ def test_presets_set_the_width_and_order_the_sizes(encoded, tmp_path):
 ABSENT = object()
 
 
-@pytest.mark.parametrize(
-    "option,value,key,recorded,default",
-    [("--distance", "pysdf", "distance", "pysdf", "exact")],
-)
-def test_training_options_are_recorded(encoded, tmp_path, option, value, key, recorded, default):
-    """The option's value lands in the encoder map; a default encode records the default (or nothing)."""
+def test_a_research_option_of_the_api_is_recorded(encoded, tmp_path):
+    """The distance backend (a Python API option, no longer a CLI one) lands in the encoder map; a default encode
+    records the default."""
+    import ksc
+    from ksc.encoding.config import TrainConfig
+    from ksc.models.config import ModelConfig
+
     source, default_target, _ = encoded
     out = tmp_path / "option.ksc"
-    args = ["encode", str(source), str(out), *QUICK, "--steps", "200", "--qat-steps", "0", option, value, "-q"]
-    assert CliRunner().invoke(main, args).exit_code == 0
+    model = ModelConfig(spheres=32, layers=4, width=20)
+    out.write_bytes(ksc.encode(source, model=model, train=TrainConfig(steps=200), qat_steps=0, distance="pysdf"))
     runner = CliRunner()
-    for path, expected in ((out, recorded), (default_target, default)):
+    for path, expected in ((out, "pysdf"), (default_target, "exact")):
         encoder = json.loads(runner.invoke(main, ["info", "--json", str(path)]).output)["encoder"]
-        assert encoder.get(key, ABSENT) == expected
+        assert encoder.get("distance", ABSENT) == expected
+
+
+def test_research_knobs_are_not_cli_options(encoded, tmp_path):
+    source, _, _ = encoded
+    for option in ("--features", "--activation", "--frequencies", "--distance"):
+        result = CliRunner().invoke(main, ["encode", str(source), str(tmp_path / "x.ksc"), option, "x"])
+        assert result.exit_code == 2 and "No such option" in result.output, option
 
 
 def corrupt(data: bytes) -> bytes:
@@ -240,7 +248,7 @@ def test_bad_input_gives_one_line_and_no_output(encoded, tmp_path, command, prep
     [
         (["decode", "{ksc}", "{out}", "--resolution", "abc"], "not a valid integer"),
         (["decode", "{ksc}"], "Missing argument"),
-        (["encode", "{source}", "{out_ksc}", "--features", "fancy"], "'fancy' is not one of"),
+        (["encode", "{source}", "{out_ksc}", "--preset", "fancy"], "'fancy' is not one of"),
         (["decode", "{ksc}", "{folder}"], "is a directory"),
     ],
 )
@@ -273,8 +281,8 @@ def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(main, ["--version"]).output.startswith("ksc, version")
     help_text = runner.invoke(main, ["encode", "--help"]).output
-    options = ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--features")
-    for option in (*options, "--frequencies", "--feature-dim", "--distance", "-q"):
+    options = ("--spheres", "--layers", "--width", "--steps", "--time-budget", "--seed", "--preset")
+    for option in (*options, "--feature-dim", "--max-bytes", "-q"):
         assert option in help_text
 
 
@@ -349,23 +357,3 @@ def test_the_fast_preset_trains_shorter_and_explicit_options_win():
     assert fast.model == EncodeOptions().model and fast.weight_bits == 8 and not fast.allocate_steps
     chosen = _job("--preset", "fast", "--steps", "500", "--samples", "60000", "--qat-steps", "0").options
     assert (chosen.train.steps, chosen.samples, chosen.qat_steps, chosen.train.batch_size) == (500, 60000, 0, 1024)
-
-
-def test_distance_pysdf_without_pysdf_names_its_own_extra(encoded, tmp_path, monkeypatch):
-    """pysdf is not in the `encode` extra (it compiles from source): only --distance pysdf needs it."""
-    import builtins
-
-    real_import = builtins.__import__
-
-    def without_pysdf(name, *args, **kwargs):
-        if name == "pysdf":
-            raise ModuleNotFoundError("No module named 'pysdf'", name="pysdf")
-        return real_import(name, *args, **kwargs)
-
-    source, _, _ = encoded
-    monkeypatch.delitem(sys.modules, "pysdf", raising=False)
-    monkeypatch.setattr(builtins, "__import__", without_pysdf)
-    target = tmp_path / "pysdf.ksc"
-    result = CliRunner().invoke(main, ["encode", str(source), str(target), *QUICK, "--steps", "20", "--distance", "pysdf"])
-    assert result.exit_code == 1 and not target.exists()
-    assert "needs pysdf" in result.output and "ksc[pysdf]" in result.output
