@@ -17,8 +17,8 @@ CONFIGS = [
     ModelConfig(),
     ModelConfig(features="latent"),
     ModelConfig(activation="relu"),
-    ModelConfig(weighting="inverse", frequencies=0),
-    ModelConfig(weighting="inverse_square", layers=1, width=7, spheres=5, feature_dim=3),
+    ModelConfig(frequencies=0),
+    ModelConfig(layers=1, width=7, spheres=5, feature_dim=3),
 ]
 
 

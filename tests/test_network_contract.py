@@ -38,6 +38,19 @@ def _load(path: Path) -> tuple[dict, bytes, np.ndarray]:
     return vectors, data, np.array(vectors["points"], np.float32)
 
 
+def _read_only(data: bytes) -> bool:
+    """A branch only the decoders read (the weightings of files before ksc 0.14): the torch module refuses it."""
+    from ksc.decoding.pipeline import load_field
+    from ksc.errors import KscInputError
+    from ksc.models.network import load_model
+
+    if load_field(data).config.weighting == "paper":
+        return False
+    with pytest.raises(KscInputError, match="is only read"):
+        load_model(data)
+    return True
+
+
 def _close(actual, expected, tolerance: float) -> float:
     """The largest difference, relative to the expected values' scale where that exceeds 1."""
     expected = np.asarray(expected, np.float64)
@@ -69,6 +82,8 @@ def test_torch_module(model_id, path):
     from ksc.models.network import load_model
 
     vectors, data, points = _load(path)
+    if _read_only(data):
+        return
     network = load_model(data)
     assert isinstance(network, MODELS[model_id].load("network"))
     tensor = torch.from_numpy(points).requires_grad_(True)
@@ -85,6 +100,8 @@ def test_training_step(model_id, path):
     from ksc.models.network import load_model
 
     vectors, data, points = _load(path)
+    if _read_only(data):
+        return
     values = torch.tensor(vectors["values"], dtype=torch.float32)
     offsets = torch.linspace(-0.3, 0.3, len(values))  # |f - target| = |offset| where f matches the vectors
     network = load_model(data).train()

@@ -20,7 +20,7 @@ function and the same gradients are computed with preallocated buffers:
   than these kernels, and waits that sleep in the kernel.
 
 ``tests/test_backprop.py`` checks the loss and every gradient against autograd
-through :class:`KeySphereNet` for each branch, activation and weighting.
+through :class:`KeySphereNet` for each branch and activation.
 """
 
 from __future__ import annotations

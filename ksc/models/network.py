@@ -29,7 +29,6 @@ from ksc.errors import KscFormatError, KscInputError
 from ksc.format.layout import hidden_layer_sizes, tensor_layout
 from ksc.models.config import ModelConfig
 
-MIN_DISTANCE = 1e-3
 """``d`` is at least twice the radius; this bound only matters for a sphere of radius ~0."""
 ACTIVATIONS = {"silu": nn.functional.silu, "relu": torch.relu}  # keyed by config.ACTIVATION_NAMES
 
@@ -54,6 +53,11 @@ class KeySphereNet(nn.Module):
         super().__init__()
         if tuple(spheres.shape) != (config.spheres, 4):
             raise KscInputError(f"spheres must have shape ({config.spheres}, 4), got {tuple(spheres.shape)}")
+        if config.weighting != "paper":
+            raise KscInputError(
+                f"weighting {config.weighting!r} is only read, from files written before ksc 0.14 (the decoders keep it);"
+                " a network is fitted with 'paper'"
+            )
         self.config = config
         self.register_buffer("spheres", spheres.detach().to(torch.float32).clone())
         if config.features == "direct":
@@ -72,17 +76,14 @@ class KeySphereNet(nn.Module):
     def sphere_affinities(self, points: torch.Tensor) -> torch.Tensor:
         """Unnormalized weights (N, M) of the spheres for ``points`` (N, 3).
 
-        ``paper``: ``d`` (eq. 3 as printed: farther spheres weigh more);
-        ``inverse`` and ``inverse_square``: ``d**-1`` or ``d**-2``, a format field that
-        files may hold (the CLI no longer offers it: it did not pay, see CHANGELOG).
+        ``paper`` weighting: ``d`` (eq. 3 as printed: farther spheres weigh more). The nearer-is-heavier
+        weightings that files before ksc 0.14 may hold are read by the decoders only (``ksc.models.runtime``).
         """
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
         return self.affinities_of(torch.cdist(points, centres) + 2.0 * radii)
 
     def affinities_of(self, d: torch.Tensor) -> torch.Tensor:
         """The unnormalized weights of :meth:`sphere_affinities` from ``d = 2 r_j + |x_i - c_j|`` (N, M)."""
-        if self.config.weighting != "paper":
-            d = d.clamp_min(MIN_DISTANCE).pow(-1.0 if self.config.weighting == "inverse" else -2.0)
         return d
 
     def sphere_weights(self, points: torch.Tensor) -> torch.Tensor:
