@@ -100,11 +100,6 @@ class EncodeOptions:
         return LONG_TRAINING_UNIFORM_SHARE if self.train.steps >= LONG_TRAINING_STEPS else SHORT_TRAINING_UNIFORM_SHARE
 
 
-FAST_SUMMARY = "~7.0 KB in ~12 s on 2 cores, at ~1.6x the default's Chamfer-L1"
-"""The fast preset's measured medians over the 24 meshes of both folders (benchmarks/results/encode-profile-fast.md
-and rd-fast.md against rd.md, AMD EPYC), as --help shows them."""
-
-
 @dataclass(frozen=True)
 class Preset:
     """A named setting: the rate (bits per stored weight, hidden width) and, for a faster encode, a shorter
@@ -113,8 +108,8 @@ class Preset:
     weight_bits: int
     width: int
     summary: str
-    """What it gives: median file size over the 15 meshes of ../shared/meshes (benchmarks/results/rd.md) and,
-    for a faster training, time and error (benchmarks/results/rd-fast.md)."""
+    """What it is for, in a few words (``--help``); its measured sizes, times and errors are in the README's
+    "Command line" and benchmarks/results/rd.md, rd-fast.md."""
     steps: int | None = None
     batch_size: int | None = None
     samples: int | None = None
@@ -123,13 +118,13 @@ class Preset:
 
 
 PRESETS = {
-    "small": Preset(weight_bits=8, width=28, summary="~5.1 KB"),
-    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, summary="~6.8 KB"),
-    "high": Preset(weight_bits=8, width=39, summary="~8.3 KB"),
+    "small": Preset(weight_bits=8, width=28, summary="a smaller file, a coarser surface"),
+    "default": Preset(weight_bits=EncodeOptions.weight_bits, width=ModelConfig.width, summary="the balance"),
+    "high": Preset(weight_bits=8, width=39, summary="a larger file, a finer surface"),
     "fast": Preset(
         weight_bits=8,
         width=ModelConfig.width,
-        summary=FAST_SUMMARY,
+        summary="the default's network trained briefly: a first look, not for keeps",
         steps=2500,
         batch_size=1024,
         samples=250_000,
