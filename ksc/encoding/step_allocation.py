@@ -15,7 +15,7 @@ fixed subset of its training points, with uniform noise of twice the RMS step
 added to one tensor at a time, in antithetic pairs (``+e`` and ``-e``) so that
 the first-order term, whose sign is random, cancels and leaves the curvature.
 Over the 15 meshes of ../shared/meshes, at the default preset, this gave
-0.967x (median) the Chamfer-L1 of equal steps in the same bytes (CHANGELOG, 0.13).
+0.967x (median) the Chamfer-L1 of equal steps in the same bytes (docs/method.md, "Quantize").
 A reader needs nothing new: it reads each tensor's stored step.
 """
 
