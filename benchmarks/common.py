@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -9,6 +10,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -59,6 +61,20 @@ def run_measured(argv: list[str]) -> dict:
         "seconds": time.monotonic() - start,
         "peak_mib": peak_kib / 1024 if peak_kib else None,
     }
+
+
+@contextlib.contextmanager
+def viewer_page(ksc_path: Path):
+    """The address of ``ksc view``'s page showing ``ksc_path``, served on 127.0.0.1 while the block runs."""
+    from ksc.tools.serve import make_server, page_url
+
+    server = make_server(ksc_path)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield page_url(server)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def compile_ksc() -> None:

@@ -17,7 +17,6 @@ import argparse
 import json
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from benchmarks.common import (
     machine_description,
     markdown_table,
     results_name,
+    viewer_page,
     write_results,
 )
 
@@ -50,22 +50,15 @@ def measure(ksc_path: Path, scratch: Path, screenshot: Path | None = None) -> di
     from PIL import Image
 
     from ksc.tools.preview import preview
-    from ksc.tools.serve import make_server, page_url
 
-    server = make_server(ksc_path)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     shot = scratch / "page.png"
-    try:
+    with viewer_page(ksc_path) as url:
         done = subprocess.run(
-            ["node", str(BROWSER), page_url(server), str(shot), str(SIZE), str(ORBIT_FRAMES), ORBIT_VIEWPORT],
+            ["node", str(BROWSER), url, str(shot), str(SIZE), str(ORBIT_FRAMES), ORBIT_VIEWPORT],
             capture_output=True,
             text=True,
             timeout=300,
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     if done.returncode != 0:
         return {"error": last_error_line(done.stderr, done.returncode)}
     result = json.loads(done.stdout.strip().splitlines()[-1])

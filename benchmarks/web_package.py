@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from benchmarks.common import (
     machine_description,
     markdown_table,
     results_name,
+    viewer_page,
     write_results,
 )
 
@@ -68,16 +68,8 @@ def _node(arguments: list[str], **kwargs) -> dict:
 
 def viewer_first_frame(ksc_path: Path, picture: Path) -> dict:
     """The bundled viewer's timings (ms from opening the file) on ``ksc_path``, served as ``ksc view`` does."""
-    from ksc.tools.serve import make_server, page_url
-
-    server = make_server(ksc_path)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        result = _node([str(WEB / "test" / "browser.mjs"), page_url(server), str(picture), "256"])
-    finally:
-        server.shutdown()
-        server.server_close()
+    with viewer_page(ksc_path) as url:
+        result = _node([str(WEB / "test" / "browser.mjs"), url, str(picture), "256"])
     if result["state"] != "refined":
         raise RuntimeError(f"the viewer shows an error: {result['error']}")
     return {"first": result["timings"]["ready"], "fine": result["timings"]["refined"]}
