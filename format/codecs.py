@@ -25,7 +25,7 @@ from ksc.errors import KscFormatError
 
 from .rangecoder import decode_integers, encode_integers, max_values
 
-MAX_BITS = 16
+MAX_BITS = 16  # SPEC.md, "Tensor codecs": integers stored as u8 or u16
 STEP_EXPONENT_OFFSET = 2.0
 """``uniform_ac`` at ``bits`` uses ``step = rms(values) * 2**(STEP_EXPONENT_OFFSET - bits)``:
 on the bunny's trained weights this step is close to the mean row step of

@@ -28,9 +28,9 @@ STRUCTURAL = ("transform", "bound", "model")
 PREAMBLE = struct.Struct("<4sBB")  # magic, major, minor
 HEADER_SIZE = struct.Struct("<I")  # first field of the decompressed body
 TRAILER = struct.Struct("<I")  # CRC-32 of everything before it
-ZSTD_LEVEL = 19
+ZSTD_LEVEL = 19  # the bytes are what a file is judged by; the body is a few KB, so the slow level costs nothing
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024  # this and the limits below: SPEC.md, "Limits a reader enforces"
 MAX_FILE_BYTES = MAX_BODY_BYTES + 1024 * 1024  # zstandard never expands data by more than a few bytes per 128 KiB
 MAX_HEADER_BYTES = 64 * 1024
 MAX_TENSORS = 256

@@ -33,7 +33,7 @@ import numpy as np
 
 from ksc.errors import KscFormatError
 
-PROBABILITY_BITS = 12
+PROBABILITY_BITS = 12  # SPEC.md, "The range coder": p0 in 1..4095
 _ONE = 1 << PROBABILITY_BITS
 _TOP = 1 << 24
 _MASK32 = 0xFFFFFFFF

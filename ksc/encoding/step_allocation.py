@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 SENSITIVITY_POINTS = 131072
 """Training points the loss is measured on: with 65 536 the scales of the large matrices moved by up to 1.5x
 between two subsets, with 200 000 by 1.1x; evaluated in chunks of :data:`SENSITIVITY_CHUNK`."""
-SENSITIVITY_CHUNK = 65536
-NOISE_PAIRS = 2
+SENSITIVITY_CHUNK = 65536  # points per evaluation, to bound memory
+NOISE_PAIRS = 2  # antithetic pairs per tensor (the module docstring)
 NOISE_SCALE = 2.0
 """Noise spans this many RMS steps: large enough to stand out of the float loss's rounding, small enough
 that the added loss still grows as the square of the noise."""

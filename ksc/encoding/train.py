@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # sampling needs libigl, which training does not
 
 log = logging.getLogger(__name__)
 
-WARMUP = 0.03
-FINAL_LR_FACTOR = 0.01
-LOSS_WINDOW = 100
+WARMUP = 0.03  # share of the run whose learning rate ramps up from 1 % of the peak (learning_rate_at)
+FINAL_LR_FACTOR = 0.01  # the cosine decay ends at 1 % of the peak (learning_rate_at)
+LOSS_WINDOW = 100  # steps the reported loss is averaged over: reading it syncs a GPU, so once per window
 
 
 def learning_rate_at(progress: float, peak: float) -> float:
