@@ -22,6 +22,10 @@ from .layout import MODEL_FIELDS, model_from_map, model_from_values, tensor_layo
 
 MAGIC = b"\x89KSC"
 VERSION = (5, 0)
+"""The version a file without holes is written in; one that keeps holes open is written as :data:`HOLES_VERSION`."""
+HOLES_VERSION = (5, 1)
+"""5.1 appends the holes (header position 6); a 5.0 reader ignores them and decodes the surface capped."""
+MAX_HOLES, MAX_HOLE_POINTS = 256, 255
 READABLE_MAJORS = (1, 2, 3, 4, 5)
 STRUCTURAL = ("transform", "bound", "model")
 """The ``meta`` sections a 5.x header stores in fixed places; every other section goes to its ``info`` map."""
@@ -109,14 +113,18 @@ def write_container(container: Container) -> bytes:
         [model[name] for name in MODEL_FIELDS],
         codecs,
         entries,
-        {key: value for key, value in meta.items() if key not in STRUCTURAL},
+        {key: value for key, value in meta.items() if key not in (*STRUCTURAL, "holes")},
     ]
+    version = VERSION
+    if meta.get("holes"):
+        header.append(check_holes(meta["holes"]))
+        version = HOLES_VERSION
     header_bytes = msgpack.packb(header, use_bin_type=True)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise KscFormatError(f"header of {len(header_bytes)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
     body = HEADER_SIZE.pack(len(header_bytes)) + header_bytes + b"".join(r.data for r in container.tensors)
     compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False).compress(body)
-    framed = PREAMBLE.pack(MAGIC, VERSION[0], VERSION[1]) + compressed
+    framed = PREAMBLE.pack(MAGIC, *version) + compressed
     return framed + TRAILER.pack(zlib.crc32(framed))
 
 
@@ -155,7 +163,7 @@ def read_container(data: bytes) -> Container:
     header = _unpack_header(body[HEADER_SIZE.size : HEADER_SIZE.size + header_size])
     offset = HEADER_SIZE.size + header_size
     if major >= 5:
-        meta, entries = _header_v5(header)
+        meta, entries = _header_v5(header, minor)
     else:
         if not isinstance(header, dict):
             raise KscFormatError(f"a format {major}.x header must be a msgpack map")
@@ -192,8 +200,9 @@ def _unpack_header(blob: bytes) -> dict | list:
     return header
 
 
-def _header_v5(header) -> tuple[dict, list]:
-    """Format 5.x: ``[transform, bound, model, codecs, tensors, info]``; the meta map and the tensor entries.
+def _header_v5(header, minor: int) -> tuple[dict, list]:
+    """Format 5.x: ``[transform, bound, model, codecs, tensors, info]``, and from 5.1 ``holes``; the meta map and
+    the tensor entries.
 
     A newer minor may append elements, which this reader ignores.
     """
@@ -222,7 +231,28 @@ def _header_v5(header) -> tuple[dict, list]:
         "model": {name: getattr(model, name) for name in MODEL_FIELDS},
         **info,
     }
+    meta.pop("holes", None)  # only position 6 says where holes are
+    if minor >= 1 and len(header) > 6:
+        meta["holes"] = check_holes(header[6])
     return meta, unpacked
+
+
+def check_holes(holes) -> list:
+    """The 5.1 ``holes`` (SPEC.md, "Holes"), checked: 1 to :data:`MAX_HOLES` loops, each a flat list of 3 to
+    :data:`MAX_HOLE_POINTS` points' x, y, z as integers 0..255; KscFormatError otherwise."""
+    if not isinstance(holes, list) or not 1 <= len(holes) <= MAX_HOLES:
+        raise KscFormatError(f"header field 'holes' must be an array of 1 to {MAX_HOLES} loops")
+    for index, loop in enumerate(holes):
+        if (
+            not isinstance(loop, list)
+            or len(loop) % 3
+            or not 3 <= len(loop) // 3 <= MAX_HOLE_POINTS
+            or not all(isinstance(q, int) and not isinstance(q, bool) and 0 <= q <= 255 for q in loop)
+        ):
+            raise KscFormatError(
+                f"holes[{index}] must be 3 to {MAX_HOLE_POINTS} points as a flat array of integers 0..255 (x, y, z each)"
+            )
+    return holes
 
 
 def _tensor_entries_v1(header: dict) -> list:

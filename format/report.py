@@ -8,7 +8,7 @@ from .container import Container
 
 
 def describe_container(container: Container) -> dict:
-    """A JSON-ready summary: version, sizes, model, spheres, parameters, source, encoder."""
+    """A JSON-ready summary: version, sizes, model, spheres, parameters, source, holes kept open, encoder."""
     meta = container.meta
     tensors = {
         r.name: {"shape": list(r.shape), "codec": r.codec.id, "bits": r.codec.bits, "bytes": len(r.data)}
@@ -25,6 +25,8 @@ def describe_container(container: Container) -> dict:
         "bound": meta.get("bound"),
         "transform": meta.get("transform"),
         "source": meta.get("source"),
+        "open_surface": bool(meta.get("holes")),
+        "holes": len(meta.get("holes", [])),
         "encoder": meta.get("encoder"),
         "tensors": tensors,
     }

@@ -147,7 +147,31 @@ def test_writer_refuses_tensors_that_are_not_the_models():
 
 def test_elements_a_newer_minor_appends_are_ignored():
     version, header, tensors = unpack_raw(write_container(sample_container()))
-    assert read_container(pack_raw([*header, {"later": 1}], tensors, (version[0], 1))).meta == sample_container().meta
+    assert version == (5, 0)  # no holes: the file is the 5.0 it always was
+    assert read_container(pack_raw([*header, {"later": 1}], tensors, (5, 0))).meta == sample_container().meta
+    holes = [[0, 0, 0, 255, 0, 0, 0, 255, 0]]
+    later = read_container(pack_raw([*header, holes, {"later": 1}], tensors, (5, 2)))
+    assert later.meta == {**sample_container().meta, "holes": holes}
+
+
+def test_holes_round_trip_as_5_1_and_bad_holes_are_refused():
+    container = sample_container()
+    holes = [[10, 20, 30, 40, 50, 60, 70, 80, 90], [1, 2, 3] * 4]
+    data = write_container(Container(meta={**container.meta, "holes": holes}, tensors=container.tensors))
+    read = read_container(data)
+    assert read.version == (5, 1) and read.meta["holes"] == holes
+    version, header, tensors = unpack_raw(data)
+    for bad, message in (
+        ([], "array of 1 to 256 loops"),
+        ([[1, 2, 3, 4, 5, 6]], "3 to 255 points"),
+        ([[1, 2, 3, 4, 5, 6, 7, 8]], "3 to 255 points"),
+        ([[0, 0, 0, 0, 0, 0, 0, 0, 256]], "integers 0..255"),
+        ([[0, 0, 0, 0, 0, 0, 0, 0, -1]], "integers 0..255"),
+        ([[0.5] * 9], "integers 0..255"),
+        ("holes", "array of 1 to 256 loops"),
+    ):
+        with pytest.raises(KscFormatError, match=message):
+            read_container(pack_raw([*header[:6], bad], tensors, version))
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,10 @@ def test_golden_file_decodes_as_recorded(path):
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_golden_torus_still_looks_like_a_torus(path):
-    from .golden.regenerate import golden_torus
+    from .golden.regenerate import golden_open_torus, golden_torus
 
+    opened = path.stem == "torus-open"  # 5.1: the tube's hole stays open
     mesh = decode_mesh(path.read_bytes(), 64)
-    error = compare_meshes(golden_torus(), mesh)
+    error = compare_meshes(golden_open_torus() if opened else golden_torus(), mesh)
     assert error.iou > 0.85
-    assert isinstance(mesh, trimesh.Trimesh) and mesh.is_watertight
+    assert isinstance(mesh, trimesh.Trimesh) and mesh.is_watertight != opened

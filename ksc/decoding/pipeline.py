@@ -22,6 +22,7 @@ from ksc.decoding.surface import FACES_PER_SOURCE_FACE, decimate, field_normals
 from ksc.errors import KscFormatError, KscInputError
 from ksc.format import Container, read_container
 from ksc.format.layout import model_from_map
+from ksc.mesh.holes import cut_holes, decode_holes
 from ksc.mesh.normalize import Transform
 from ksc.models import model_of_format
 from ksc.models.config import ModelConfig
@@ -38,7 +39,7 @@ PAPER_FEATURE_DIM = 29
 WRITTEN_MODEL_FIELDS = ("features", "spheres", "layers", "width", "activation")
 """The ``model`` fields every format version stores (``weighting`` may be absent before 3.x: it then means
 ``paper``; ``frequencies`` and ``feature_dim`` are checked per version)."""
-STAGES = ("reading", "network", "marching cubes", "decimation", "normals")
+STAGES = ("reading", "network", "marching cubes", "holes", "decimation", "normals")
 """The stages a decode's :attr:`Decoded.timings` names: the container and the rebuilt network, the network on
 the band of grid blocks the surface may cross (the octree's search included), the slabs' node values,
 marching cubes and their welding, the decimation, and the normals from the field's gradient."""
@@ -55,6 +56,8 @@ class DecodedField:
     transform: Transform
     bound: float
     container: Container
+    holes: list[np.ndarray] = dataclasses.field(default_factory=list)
+    """The input's boundary loops (K, 3) in the normalized frame, whose caps a decode cuts (format 5.1)."""
 
 
 def load_field(data: bytes) -> DecodedField:
@@ -70,7 +73,8 @@ def load_field(data: bytes) -> DecodedField:
     if "spheres" in tensors and np.any(tensors["spheres"][:, 3] < 0.0):
         raise KscFormatError("tensor 'spheres' has a negative radius")
     field = model_of_format(container.version[0]).load("runtime")(config, tensors)
-    return DecodedField(field=field, config=config, transform=transform, bound=bound, container=container)
+    holes = decode_holes(meta.get("holes", []), bound)
+    return DecodedField(field=field, config=config, transform=transform, bound=bound, container=container, holes=holes)
 
 
 VERIFY_PROBES = 9  # nodes per axis of the small grid verify() runs the network on
@@ -163,6 +167,9 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
         extraction = extract_mesh(decoded.field, resolution, decoded.bound, dense=dense)
         timings.update(extraction.timings)
         vertices, triangles = extraction.vertices, extraction.faces
+        with timed(timings, "holes"):
+            if decoded.holes:
+                vertices, triangles = _compact(vertices, cut_holes(vertices, triangles, decoded.holes, extraction.spacing))
         if faces is None:
             source = source_faces(decoded.container)
             faces = FACES_PER_SOURCE_FACE * source if source else 0
@@ -180,6 +187,12 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
         network=decoded,
         timings=timings,
     )
+
+
+def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices that ``faces`` use, in their order, and the faces renumbered."""
+    used, faces = np.unique(faces, return_inverse=True)
+    return vertices[used], faces.reshape(-1, 3)
 
 
 def decode_mesh(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None = None, dense: bool = False):

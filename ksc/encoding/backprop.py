@@ -38,6 +38,8 @@ from ksc.models.network import KeySphereNet
 TABLE_BYTES = 1 << 30
 """Largest table of per-point constants kept in memory (1M points of the default network take 412 MB)."""
 CHUNK = 65536  # points per chunk while the table of per-point constants is built, to bound memory
+
+
 class FusedTrainer:
     """Trains ``model``'s parameters on ``points`` (N, 3) and signed distances ``target`` (N,), one batch per :meth:`step`.
 

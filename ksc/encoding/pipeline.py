@@ -27,6 +27,7 @@ from ksc.encoding.threads import torch_threads, training_threads
 from ksc.encoding.train import fit
 from ksc.errors import KscInputError
 from ksc.format import ArithmeticUniformCodec, Container, SortedUniformCodec, TensorRecord, write_container
+from ksc.mesh.holes import encode_holes
 from ksc.mesh.io import consistently_wound
 from ksc.mesh.normalize import Transform
 from ksc.models.config import ModelConfig
@@ -102,6 +103,8 @@ class TrainedMesh:
     """The (repaired) input in the normalized frame, which :func:`encode_mesh` checks the file against."""
     threads: int = 1
     """CPU cores of the training and fine-tuning (:func:`ksc.encoding.train.fit`'s ``parts``)."""
+    holes: list[list[int]] = field(default_factory=list)
+    """The input's boundary loops as the file stores them (:func:`ksc.mesh.holes.encode_holes`); none for a closed mesh."""
     table: PointTable | None = None
     """The training points' per-point constants, built once for the training and every fine-tuning."""
     timings: dict[str, float] = field(default_factory=dict)
@@ -158,6 +161,7 @@ class TrainedMesh:
             "bound": DOMAIN_BOUND,
             "model": model.config.to_dict(),
             "source": self.source,
+            **({"holes": self.holes} if self.holes else {}),
             "encoder": {
                 "ksc": __version__,
                 "seed": self.options.seed,
@@ -214,6 +218,7 @@ def train_mesh(
         transform = Transform.fit(mesh.vertices)
         unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
         signed_distance = SignedDistance(unit, options.distance)
+        holes = encode_holes(unit.vertices, unit.faces, DOMAIN_BOUND)
     rng = np.random.default_rng(options.seed)
 
     with timed(timings, "key spheres"):
@@ -267,6 +272,7 @@ def train_mesh(
         threads=threads,
         table=table,
         timings=timings,
+        holes=holes,
     )
 
 

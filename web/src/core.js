@@ -5,6 +5,7 @@
 
 import { extractSurfaces } from "./extract.js";
 import { loadField } from "./field.js";
+import { compact, cutHoles } from "./holes.js";
 import { START_CELLS } from "./limits.js";
 
 /**
@@ -17,13 +18,14 @@ import { START_CELLS } from "./limits.js";
 export function decodeSteps(bytes, cells, sizes, levels, emit) {
   const start = performance.now();
   try {
-    const { field, bound, container, model, transform } = loadField(bytes);
+    const { field, bound, container, model, transform, holes } = loadField(bytes);
     const spheres = Float32Array.from(field.spheresData);
     emit({ kind: "header", version: container.version, model, bound, transform, spheres, ms: performance.now() - start }, [spheres.buffer]);
     const count = Math.log2(cells / START_CELLS) + 1;
     let done = 0;
     const onLevel = levels ? (size) => emit({ kind: "level", cells: size, fraction: ++done / count }, []) : null;
-    for (const mesh of extractSurfaces(field, bound, cells, sizes, onLevel)) {
+    for (let mesh of extractSurfaces(field, bound, cells, sizes, onLevel)) {
+      if (holes.length) mesh = { ...mesh, ...compact({ ...mesh, indices: cutHoles(mesh.positions, mesh.indices, holes, (2 * bound) / mesh.cells) }) };
       const { positions, normals, indices } = mesh;
       emit({ kind: "mesh", ...mesh, ms: performance.now() - start }, [positions.buffer, normals.buffer, indices.buffer]);
     }

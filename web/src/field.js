@@ -3,6 +3,7 @@
 // checks: bound in [1, 2], a finite transform, the model fields each format version defines, radii >= 0.
 
 import { KscFormatError } from "./errors.js";
+import { decodeHoles } from "./holes.js";
 import { decodeTensor, isMap, modelFromMap, readContainer, tensorLayout } from "./format.js";
 
 const MIN_DISTANCE = 1e-3;
@@ -44,7 +45,8 @@ function transformOf(section) {
 
 /**
  * Rebuild the network from `.ksc` bytes alone.
- * Returns {field: SphereField, model, transform: {center, scale}, bound, container}; throws KscFormatError.
+ * Returns {field: SphereField, model, transform: {center, scale}, bound, container, holes (holes.js decodeHoles)};
+ * throws KscFormatError.
  */
 export function loadField(data) {
   const container = readContainer(data);
@@ -57,7 +59,8 @@ export function loadField(data) {
   const model = modelConfig(meta.model, container.version[0]);
   const tensors = {};
   for (const record of container.tensors) tensors[record.name] = { shape: record.shape, values: decodeTensor(record) };
-  return { field: new SphereField(model, tensors), model, transform, bound, container };
+  const holes = decodeHoles(meta.holes, bound);
+  return { field: new SphereField(model, tensors), model, transform, bound, container, holes };
 }
 
 /** Signed distance (positive inside) of a key-sphere network in the normalized frame. */

@@ -160,7 +160,24 @@ function codecsOf(configs) {
   return configs.map(codecFromConfig);
 }
 
-function headerV5(header) {
+const MAX_HOLES = 256;
+const MAX_HOLE_POINTS = 255;
+
+/** The 5.1 `holes` (SPEC.md, "Holes"), checked as ksc's reader checks them. */
+function checkHoles(holes) {
+  if (!Array.isArray(holes) || holes.length < 1 || holes.length > MAX_HOLES) {
+    throw new KscFormatError(`header field 'holes' must be an array of 1 to ${MAX_HOLES} loops`);
+  }
+  holes.forEach((loop, index) => {
+    const points = Array.isArray(loop) ? loop.length / 3 : 0;
+    if (!Array.isArray(loop) || loop.length % 3 || points < 3 || points > MAX_HOLE_POINTS || !loop.every((q) => isInt(q) && q >= 0 && q <= 255)) {
+      throw new KscFormatError(`holes[${index}] must be 3 to ${MAX_HOLE_POINTS} points as a flat array of integers 0..255 (x, y, z each)`);
+    }
+  });
+  return holes;
+}
+
+function headerV5(header, minor) {
   if (!Array.isArray(header) || header.length < 6) {
     throw new KscFormatError("a format 5.x header must be a msgpack array [transform, bound, model, codecs, tensors, info]");
   }
@@ -188,6 +205,8 @@ function headerV5(header) {
     return [where, name, shape, codec, entry[1]];
   });
   const meta = { ...info, transform: { center: transform.slice(0, 3), scale: transform[3] }, bound, model };
+  delete meta.holes; // only position 6 says where holes are
+  if (minor >= 1 && header.length > 6) meta.holes = checkHoles(header[6]);
   return [meta, unpacked];
 }
 
@@ -274,7 +293,7 @@ export function readContainer(data) {
   let meta;
   let entries;
   if (major >= 5) {
-    [meta, entries] = headerV5(header);
+    [meta, entries] = headerV5(header, minor);
   } else {
     if (!isMap(header)) throw new KscFormatError(`a format ${major}.x header must be a msgpack map`);
     entries = major === 1 ? entriesV1(header) : entriesV2(header);
