@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from ksc.encoding.budget import fit_bytes, fit_width_to_budget
 from ksc.encoding.check import check_file
 from ksc.encoding.config import NEAR_SIGMA, EncodeOptions, TrainConfig
 from ksc.encoding.device import resolve_device
+from ksc.encoding.holes import keep_cutting_holes
 from ksc.encoding.quantize import quantization_aware_finetune
 from ksc.encoding.sampling import SdfSamples, SignedDistance, sample_sdf
 from ksc.encoding.spheres import extract_key_spheres, grid_lattice
@@ -339,6 +340,7 @@ def encode_mesh(
     trained = train_mesh(mesh, options, device, on_step, threads)
     result = trained.encode(options.weight_bits) if max_bytes is None else fit_bytes(trained, max_bytes)
     with timed(result.timings, "self-check"):
+        result = replace(result, data=keep_cutting_holes(result.data, trained.unit_mesh))
         check = check_file(result.data, trained.unit_mesh)
     log.info("self-check of the file: %s", check.describe())
     log.info("seconds per stage: %s", ", ".join(f"{stage} {result.timings.get(stage, 0.0):.1f}" for stage in STAGES))
