@@ -58,8 +58,9 @@ def corpus_picks(count: int, seed: int = 0) -> list:
 
 
 def _welded(mesh) -> tuple[np.ndarray, np.ndarray]:
-    vertices, inverse = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
-    return vertices, inverse.reshape(-1)[np.asarray(mesh.faces)]
+    from ksc.mesh.sampling import weld_by_position
+
+    return weld_by_position(mesh.vertices, mesh.faces)
 
 
 def _length(points: np.ndarray) -> float:

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from ksc.mesh.sampling import weld_by_position
+
 MIN_LOOP_SHARE = 0.02
 """Loops shorter than this share of the bounding-box diagonal stay capped (the issue's bar for a kept loop)."""
 POINT_SPACING = 0.1
@@ -70,8 +72,7 @@ def encode_holes(vertices: np.ndarray, faces: np.ndarray, bound: float) -> list[
     :data:`MIN_LOOP_SHARE` of the diagonal, its points resampled by arc length and quantized, x, y, z flat."""
     diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
     # Vertices at the same place are one: a texture seam splits them in the file but is no hole.
-    vertices, welded = np.unique(np.asarray(vertices, np.float64), axis=0, return_inverse=True)
-    faces = welded.reshape(-1)[np.asarray(faces)]
+    vertices, faces = weld_by_position(vertices, faces)
     holes = []
     for loop in boundary_loops(faces):
         closed = vertices[np.append(loop, loop[0])]

@@ -8,6 +8,13 @@ import numpy as np
 import trimesh
 
 
+def weld_by_position(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct vertex positions (V', 3) float64 and ``faces`` (F, 3) renumbered onto them: vertices at the same
+    position count as one (OBJ files split them at texture seams)."""
+    distinct, node = np.unique(np.asarray(vertices, dtype=np.float64), axis=0, return_inverse=True)
+    return distinct, node.reshape(-1)[np.asarray(faces, dtype=np.int64)]
+
+
 def is_closed_surface(vertices: np.ndarray, faces: np.ndarray) -> bool:
     """Whether the oriented triangles ``faces`` (F, 3) over ``vertices`` (V, 3) have no boundary.
 
@@ -19,10 +26,9 @@ def is_closed_surface(vertices: np.ndarray, faces: np.ndarray) -> bool:
     """
     if len(faces) == 0:
         return False
-    _, node = np.unique(np.asarray(vertices, dtype=np.float64), axis=0, return_inverse=True)
-    corners = node.reshape(-1)[np.asarray(faces, dtype=np.int64)]
+    distinct, corners = weld_by_position(vertices, faces)
     tails, heads = corners.reshape(-1), np.roll(corners, -1, axis=1).reshape(-1)
-    count = np.int64(node.max()) + 1
+    count = np.int64(len(distinct))
     forward = np.sort(tails * count + heads)
     backward = np.sort(heads * count + tails)
     return bool(np.array_equal(forward, backward))
