@@ -55,7 +55,7 @@ class KeySphereNet(nn.Module):
             raise KscInputError(f"spheres must have shape ({config.spheres}, 4), got {tuple(spheres.shape)}")
         if config.weighting != "paper":
             raise KscInputError(
-                f"weighting {config.weighting!r} is only read, from files written before ksc 0.14 (the decoders keep it);"
+                f"weighting {config.weighting!r} is only read, from old files (the decoders keep it);"
                 " a network is fitted with 'paper'"
             )
         self.config = config
@@ -77,7 +77,7 @@ class KeySphereNet(nn.Module):
         """Unnormalized weights (N, M) of the spheres for ``points`` (N, 3).
 
         ``paper`` weighting: ``d`` (eq. 3 as printed: farther spheres weigh more). The nearer-is-heavier
-        weightings that files before ksc 0.14 may hold are read by the decoders only (``ksc.models.runtime``).
+        weightings that old files may hold are read by the decoders only (``ksc.models.runtime``; format/HISTORY.md).
         """
         centres, radii = self.spheres[:, :3], self.spheres[:, 3]
         return self.affinities_of(torch.cdist(points, centres) + 2.0 * radii)

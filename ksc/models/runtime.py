@@ -36,7 +36,7 @@ PARALLEL_CHUNKS = 4
 """Fewer chunks than this run on the calling thread; more are shared among one thread per core (numpy
 releases the GIL in its loops and matrix products); run under :func:`one_blas_thread`."""
 HALF, ONE = np.float32(0.5), np.float32(1.0)
-MIN_DISTANCE = 1e-3  # the floor of the nearer-is-heavier weightings' d (files before ksc 0.14; the encoder's was the same)
+MIN_DISTANCE = 1e-3  # the floor of the nearer-is-heavier weightings' d (SPEC.md, `weighting`), as their encoder had it
 
 
 class SphereField:
