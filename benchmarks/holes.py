@@ -58,7 +58,7 @@ def corpus_picks(count: int, seed: int = 0) -> list:
 
 
 def _welded(mesh) -> tuple[np.ndarray, np.ndarray]:
-    from ksc.mesh.sampling import weld_by_position
+    from ksc.mesh.topology import weld_by_position
 
     return weld_by_position(mesh.vertices, mesh.faces)
 

@@ -1,7 +1,8 @@
 """The package's layering, read from the source (every import, at module level or inside a function):
 decoding, the container and the numpy runtime never reach torch or the encoder; nothing below the tools reaches
 them; tests reach neither benchmarks nor research. A second check imports the decoding side in a fresh process
-and finds no torch loaded, which also covers imports the source hides.
+and finds none of the encode extras (torch, libigl, pysdf, dask) loaded, which also covers imports the source
+hides and chains through modules.
 """
 
 from __future__ import annotations
@@ -112,11 +113,19 @@ def test_tests_never_import_benchmarks_or_research():
         assert not [module for module in imported if _reaches(module, EVERYWHERE)], path
 
 
-def test_decoding_loads_no_torch_in_a_fresh_process():
+ENCODE_EXTRAS = ("torch", "igl", "pysdf", "distributed")
+"""What the optional extras install (pyproject's encode, pysdf and batch): a plain ``pip install ksc`` lacks them."""
+
+
+def test_decoding_loads_no_encode_dependency_in_a_fresh_process():
+    """Decoding (holes' cut included) runs on the base dependencies alone, as a plain wheel install has them."""
     code = (
-        "import sys, ksc, ksc.decoding.pipeline, ksc.models.runtime, ksc.format, ksc.mesh.io, ksc.tools.serve\n"
-        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "import sys, ksc, ksc.decoding.pipeline, ksc.models.runtime, ksc.format, ksc.mesh.io, ksc.mesh.holes\n"
+        "import ksc.tools.serve\n"
         "assert not [m for m in sys.modules if m.startswith('ksc.encoding')], 'the encoder was imported'\n"
+        "import ksc.cli.main  # reads the encoder's light settings, never its extras\n"
+        f"loaded = [m for m in {ENCODE_EXTRAS!r} if m in sys.modules]\n"
+        "assert not loaded, f'{loaded} imported'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -121,7 +121,7 @@ def test_sorted_queries_give_libigls_values_in_the_callers_order(sphere_mesh):
 
 
 def test_closed_surfaces_are_told_from_open_and_miswound_ones(sphere_mesh, torus):
-    from ksc.mesh.sampling import is_closed_surface
+    from ksc.mesh.topology import is_closed_surface
 
     assert is_closed_surface(sphere_mesh.vertices, sphere_mesh.faces)
     assert is_closed_surface(torus.vertices, torus.faces)

@@ -28,7 +28,8 @@ import numpy as np
 import trimesh
 
 from ksc.encoding.config import DISTANCES, NEAR_SIGMA
-from ksc.mesh.sampling import WindingNumber, in_original_order, is_closed_surface, sample_surface, spatial_order
+from ksc.mesh.sampling import WindingNumber, in_original_order, sample_surface, spatial_order
+from ksc.mesh.topology import is_closed_surface
 
 SAMPLE_MIX = (("near", 0.50, NEAR_SIGMA), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
 UNIFORM_SHARE = SAMPLE_MIX[-1][1]

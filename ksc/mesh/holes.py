@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ksc.mesh.sampling import weld_by_position
+from ksc.mesh.topology import weld_by_position
 
 MIN_LOOP_SHARE = 0.02
 """Loops shorter than this share of the bounding-box diagonal stay capped (the issue's bar for a kept loop)."""
