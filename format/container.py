@@ -22,12 +22,17 @@ from .layout import MODEL_FIELDS, model_from_map, model_from_values, tensor_layo
 
 MAGIC = b"\x89KSC"
 VERSION = (5, 0)
-"""The version a file without holes is written in; one that keeps holes open is written as :data:`HOLES_VERSION`."""
-HOLES_VERSION = (5, 1)
-"""5.1 appends the holes (header position 6); a 5.0 reader ignores them and decodes the surface capped."""
+"""The version a closed surface's file is written in; an open one's (holes kept, or a sheet) is :data:`OPEN_VERSION`."""
+OPEN_VERSION = (5, 1)
+"""5.1 appends the holes (header position 6) and, for a sheet, its shell's half-thickness (position 7); a 5.0
+reader ignores them and decodes the surface capped, or the sheet's shell."""
 MAX_HOLES, MAX_HOLE_POINTS = 256, 255
+MIN_SHEET, MAX_SHEET = 1e-3, 0.25
+"""The half-thicknesses a sheet's shell may have (normalized frame)."""
 READABLE_MAJORS = (1, 2, 3, 4, 5)
 STRUCTURAL = ("transform", "bound", "model")
+OPEN_FIELDS = ("holes", "sheet")
+"""The ``meta`` sections a 5.1 header stores in positions 6 and 7."""
 """The ``meta`` sections a 5.x header stores in fixed places; every other section goes to its ``info`` map."""
 PREAMBLE = struct.Struct("<4sBB")  # magic, major, minor
 HEADER_SIZE = struct.Struct("<I")  # first field of the decompressed body
@@ -113,12 +118,14 @@ def write_container(container: Container) -> bytes:
         [model[name] for name in MODEL_FIELDS],
         codecs,
         entries,
-        {key: value for key, value in meta.items() if key not in (*STRUCTURAL, "holes")},
+        {key: value for key, value in meta.items() if key not in (*STRUCTURAL, *OPEN_FIELDS)},
     ]
     version = VERSION
-    if meta.get("holes"):
-        header.append(check_holes(meta["holes"]))
-        version = HOLES_VERSION
+    if meta.get("holes") or "sheet" in meta:
+        header.append(check_holes(meta.get("holes", [])))
+        version = OPEN_VERSION
+    if "sheet" in meta:
+        header.append(check_sheet(meta["sheet"]))
     header_bytes = msgpack.packb(header, use_bin_type=True)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise KscFormatError(f"header of {len(header_bytes)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
@@ -231,17 +238,20 @@ def _header_v5(header, minor: int) -> tuple[dict, list]:
         "model": {name: getattr(model, name) for name in MODEL_FIELDS},
         **info,
     }
-    meta.pop("holes", None)  # only position 6 says where holes are
-    if minor >= 1 and len(header) > 6:
-        meta["holes"] = check_holes(header[6])
+    for name in OPEN_FIELDS:  # only positions 6 and 7 say where holes are and whether the surface is a sheet
+        meta.pop(name, None)
+    if minor >= 1 and len(header) > 6 and check_holes(header[6]):
+        meta["holes"] = header[6]
+    if minor >= 1 and len(header) > 7:
+        meta["sheet"] = check_sheet(header[7])
     return meta, unpacked
 
 
 def check_holes(holes) -> list:
-    """The 5.1 ``holes`` (SPEC.md, "Holes"), checked: 1 to :data:`MAX_HOLES` loops, each a flat list of 3 to
+    """The 5.1 ``holes`` (SPEC.md, "Holes"), checked: 0 to :data:`MAX_HOLES` loops, each a flat list of 3 to
     :data:`MAX_HOLE_POINTS` points' x, y, z as integers 0..255; KscFormatError otherwise."""
-    if not isinstance(holes, list) or not 1 <= len(holes) <= MAX_HOLES:
-        raise KscFormatError(f"header field 'holes' must be an array of 1 to {MAX_HOLES} loops")
+    if not isinstance(holes, list) or len(holes) > MAX_HOLES:
+        raise KscFormatError(f"header field 'holes' must be an array of 0 to {MAX_HOLES} loops")
     for index, loop in enumerate(holes):
         if (
             not isinstance(loop, list)
@@ -253,6 +263,14 @@ def check_holes(holes) -> list:
                 f"holes[{index}] must be 3 to {MAX_HOLE_POINTS} points as a flat array of integers 0..255 (x, y, z each)"
             )
     return holes
+
+
+def check_sheet(thickness) -> float:
+    """The 5.1 ``sheet`` (SPEC.md, "Sheets"): the shell's half-thickness, a float in [:data:`MIN_SHEET`,
+    :data:`MAX_SHEET`]; KscFormatError otherwise."""
+    if not isinstance(thickness, float) or not MIN_SHEET <= thickness <= MAX_SHEET:
+        raise KscFormatError(f"header field 'sheet' must be a float in [{MIN_SHEET}, {MAX_SHEET}], got {thickness!r}")
+    return thickness
 
 
 def _tensor_entries_v1(header: dict) -> list:

@@ -8,7 +8,8 @@ from .container import Container
 
 
 def describe_container(container: Container) -> dict:
-    """A JSON-ready summary: version, sizes, model, spheres, parameters, source, holes kept open, encoder."""
+    """A JSON-ready summary: version, sizes, model, spheres, parameters, source, open surface (holes kept open, a sheet's
+    shell half-thickness or None), encoder."""
     meta = container.meta
     tensors = {
         r.name: {"shape": list(r.shape), "codec": r.codec.id, "bits": r.codec.bits, "bytes": len(r.data)}
@@ -25,8 +26,9 @@ def describe_container(container: Container) -> dict:
         "bound": meta.get("bound"),
         "transform": meta.get("transform"),
         "source": meta.get("source"),
-        "open_surface": bool(meta.get("holes")),
+        "open_surface": bool(meta.get("holes")) or "sheet" in meta,
         "holes": len(meta.get("holes", [])),
+        "sheet": meta.get("sheet"),
         "encoder": meta.get("encoder"),
         "tensors": tensors,
     }

@@ -150,8 +150,20 @@ def test_elements_a_newer_minor_appends_are_ignored():
     assert version == (5, 0)  # no holes: the file is the 5.0 it always was
     assert read_container(pack_raw([*header, {"later": 1}], tensors, (5, 0))).meta == sample_container().meta
     holes = [[0, 0, 0, 255, 0, 0, 0, 255, 0]]
-    later = read_container(pack_raw([*header, holes, {"later": 1}], tensors, (5, 2)))
-    assert later.meta == {**sample_container().meta, "holes": holes}
+    later = read_container(pack_raw([*header, holes, 0.02, {"later": 1}], tensors, (5, 2)))
+    assert later.meta == {**sample_container().meta, "holes": holes, "sheet": 0.02}
+
+
+def test_a_sheet_round_trips_as_5_1_and_bad_sheets_are_refused():
+    container = sample_container()
+    data = write_container(Container(meta={**container.meta, "sheet": 0.02}, tensors=container.tensors))
+    read = read_container(data)
+    assert read.version == (5, 1) and read.meta["sheet"] == 0.02 and "holes" not in read.meta
+    version, header, tensors = unpack_raw(data)
+    assert header[6] == []  # a sheet without holes: position 6 is there, empty
+    for bad in (0.0, 0.5, 1, "thin", None, float("nan")):
+        with pytest.raises(KscFormatError, match="'sheet' must be a float in"):
+            read_container(pack_raw([*header[:7], bad], tensors, version))
 
 
 def test_holes_round_trip_as_5_1_and_bad_holes_are_refused():
@@ -162,13 +174,13 @@ def test_holes_round_trip_as_5_1_and_bad_holes_are_refused():
     assert read.version == (5, 1) and read.meta["holes"] == holes
     version, header, tensors = unpack_raw(data)
     for bad, message in (
-        ([], "array of 1 to 256 loops"),
+        ([[0, 0, 0, 1, 1, 1, 2, 2, 2]] * 257, "array of 0 to 256 loops"),
         ([[1, 2, 3, 4, 5, 6]], "3 to 255 points"),
         ([[1, 2, 3, 4, 5, 6, 7, 8]], "3 to 255 points"),
         ([[0, 0, 0, 0, 0, 0, 0, 0, 256]], "integers 0..255"),
         ([[0, 0, 0, 0, 0, 0, 0, 0, -1]], "integers 0..255"),
         ([[0.5] * 9], "integers 0..255"),
-        ("holes", "array of 1 to 256 loops"),
+        ("holes", "array of 0 to 256 loops"),
     ):
         with pytest.raises(KscFormatError, match=message):
             read_container(pack_raw([*header[:6], bad], tensors, version))

@@ -18,12 +18,13 @@ import numpy as np
 
 from ksc.decoding.config import DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION
 from ksc.decoding.extract import Extraction, extract_mesh
-from ksc.decoding.surface import FACES_PER_SOURCE_FACE, decimate, field_normals
+from ksc.decoding.surface import FACES_PER_SOURCE_FACE, decimate, field_normals, mesh_normals
 from ksc.errors import KscFormatError, KscInputError
 from ksc.format import Container, read_container
 from ksc.format.layout import model_from_map
 from ksc.mesh.holes import cut_holes, decode_holes
 from ksc.mesh.normalize import Transform
+from ksc.mesh.sheets import MIN_SHEET_FACES, collapse_shell, min_resolution
 from ksc.models import model_of_format
 from ksc.models.config import ModelConfig
 from ksc.models.runtime import SphereField, one_blas_thread
@@ -39,10 +40,11 @@ PAPER_FEATURE_DIM = 29
 WRITTEN_MODEL_FIELDS = ("features", "spheres", "layers", "width", "activation")
 """The ``model`` fields every format version stores (``weighting`` may be absent before 3.x: it then means
 ``paper``; ``frequencies`` and ``feature_dim`` are checked per version)."""
-STAGES = ("reading", "network", "marching cubes", "holes", "decimation", "normals")
+STAGES = ("reading", "network", "marching cubes", "holes", "sheet", "decimation", "normals")
 """The stages a decode's :attr:`Decoded.timings` names: the container and the rebuilt network, the network on
 the band of grid blocks the surface may cross (the octree's search included), the slabs' node values,
-marching cubes and their welding, the decimation, and the normals from the field's gradient."""
+marching cubes and their welding, the holes' cut, a sheet's shell taken to one side, the decimation, and the
+normals from the field's gradient."""
 MAX_FACES = 50_000_000
 """Most faces ``faces=`` may ask for (marching cubes at 1024^3 gives a few tens of millions at most)."""
 
@@ -58,6 +60,8 @@ class DecodedField:
     container: Container
     holes: list[np.ndarray] = dataclasses.field(default_factory=list)
     """The input's boundary loops (K, 3) in the normalized frame, whose caps a decode cuts (format 5.1)."""
+    sheet: float | None = None
+    """For a sheet, the half-thickness of the shell the network describes (format 5.1; ``ksc.mesh.sheets``)."""
 
 
 def load_field(data: bytes) -> DecodedField:
@@ -74,7 +78,9 @@ def load_field(data: bytes) -> DecodedField:
         raise KscFormatError("tensor 'spheres' has a negative radius")
     field = model_of_format(container.version[0]).load("runtime")(config, tensors)
     holes = decode_holes(meta.get("holes", []), bound)
-    return DecodedField(field=field, config=config, transform=transform, bound=bound, container=container, holes=holes)
+    return DecodedField(
+        field=field, config=config, transform=transform, bound=bound, container=container, holes=holes, sheet=meta.get("sheet")
+    )
 
 
 VERIFY_PROBES = 9  # nodes per axis of the small grid verify() runs the network on
@@ -115,7 +121,7 @@ class Decoded:
     faces : (F, 3) int64
         Outward-facing triangles.
     normals : (V, 3) float64
-        Unit vertex normals from the field's gradient.
+        Unit vertex normals from the field's gradient (a sheet's: from its triangles).
     extraction : Extraction
         The marching-cubes mesh's statistics (its faces before decimation: ``extraction.faces``).
     network : DecodedField
@@ -163,6 +169,13 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
     timings: dict[str, float] = {}
     with timed(timings, "reading"):
         decoded = load_field(data)
+    if decoded.sheet is not None and resolution < min_resolution(decoded.sheet, decoded.bound):
+        log.warning(
+            "a sheet decodes on at least %d nodes per axis (a coarser grid tears it): using %d, not %d",
+            *(min_resolution(decoded.sheet, decoded.bound),) * 2,
+            resolution,
+        )
+        resolution = min_resolution(decoded.sheet, decoded.bound)
     with one_blas_thread():
         extraction = extract_mesh(decoded.field, resolution, decoded.bound, dense=dense)
         timings.update(extraction.timings)
@@ -170,14 +183,23 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
         with timed(timings, "holes"):
             if decoded.holes:
                 vertices, triangles = _compact(vertices, cut_holes(vertices, triangles, decoded.holes, extraction.spacing))
+        with timed(timings, "sheet"):
+            if decoded.sheet is not None:
+                shell_normals = field_normals(decoded.field, vertices)
+                vertices, triangles = collapse_shell(vertices, triangles, shell_normals, decoded.sheet)
         if faces is None:
             source = source_faces(decoded.container)
             faces = FACES_PER_SOURCE_FACE * source if source else 0
+            if faces and decoded.sheet is not None:
+                faces = max(faces, MIN_SHEET_FACES)
         with timed(timings, "decimation"):
             if faces and faces < len(triangles):
                 vertices, triangles = decimate(vertices, triangles, faces)
         with timed(timings, "normals"):
-            normals = field_normals(decoded.field, vertices)
+            if decoded.sheet is None:
+                normals = field_normals(decoded.field, vertices)
+            else:  # on the sheet itself the field peaks: its gradient says nothing there
+                normals = mesh_normals(vertices, triangles)
     log.info("seconds per stage: %s", ", ".join(f"{stage} {timings.get(stage, 0.0):.2f}" for stage in STAGES))
     return Decoded(
         vertices=decoded.transform.to_original(vertices),

@@ -51,3 +51,14 @@ def field_normals(field, vertices: np.ndarray) -> np.ndarray:
     normals = -gradients.astype(np.float64)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 1e-12)
+
+
+def mesh_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit vertex normals (V, 3): the area-weighted mean of the normals of the triangles (F, 3) around each vertex."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    weighted = np.cross(b - a, c - a)
+    normals = np.zeros_like(vertices, dtype=np.float64)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], weighted)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 1e-12)

@@ -12,6 +12,9 @@ grid and compared with the input in the normalized frame:
 * **IoU** of the inside (field > 0 on the decoder's side, generalized winding
   number > 0.5 on the input's) over :data:`CHECK_SAMPLES` uniform points.
 
+A sheet's file is checked as the decoder reads it: its shell extracted on a grid fine enough for it and taken
+to one side (``ksc.mesh.sheets``), the inside being the shell's (within its half-thickness of the input).
+
 The thresholds sit several times beyond the worst that the default preset reaches
 on the shared meshes at this grid (see :data:`MAX_CHAMFER`), so a correct file of
 a hard mesh passes and a wrong shape does not.
@@ -26,8 +29,10 @@ import trimesh
 
 from ksc.decoding.extract import extract_mesh
 from ksc.decoding.pipeline import load_field
+from ksc.decoding.surface import field_normals
 from ksc.mesh.metrics import surface_distances, volume_iou
 from ksc.mesh.sampling import inside_by_winding_number, sample_surface
+from ksc.mesh.sheets import collapse_shell, min_resolution
 from ksc.models.runtime import one_blas_thread
 
 CHECK_RESOLUTION = 96
@@ -70,17 +75,25 @@ def check_file(data: bytes, unit_mesh: trimesh.Trimesh, seed: int = 0) -> FileCh
         Seed of the sample points (fixed: the same file and mesh always score the same).
     """
     decoded = load_field(data)
+    sheet = decoded.sheet
+    resolution = CHECK_RESOLUTION if sheet is None else max(CHECK_RESOLUTION, min_resolution(sheet, decoded.bound))
     with one_blas_thread():
-        extraction = extract_mesh(decoded.field, CHECK_RESOLUTION, decoded.bound)
+        extraction = extract_mesh(decoded.field, resolution, decoded.bound)
+        cand_v, cand_f = extraction.vertices, extraction.faces
+        if sheet is not None and len(cand_f):
+            cand_v, cand_f = collapse_shell(cand_v, cand_f, field_normals(decoded.field, cand_v), sheet)
         rng = np.random.default_rng(seed)
         probes = rng.uniform(-decoded.bound, decoded.bound, size=(CHECK_SAMPLES, 3))
         inside_file = decoded.field(probes.astype(np.float32)) > 0.0
     ref_v = np.ascontiguousarray(unit_mesh.vertices, dtype=np.float64)
     ref_f = np.ascontiguousarray(unit_mesh.faces, dtype=np.int64)
-    iou = volume_iou(inside_file, inside_by_winding_number(ref_v, ref_f, probes))
-    if len(extraction.faces) == 0:
+    if sheet is None:
+        inside_input = inside_by_winding_number(ref_v, ref_f, probes)
+    else:
+        inside_input = surface_distances(probes, ref_v, ref_f)[0] < sheet
+    iou = volume_iou(inside_file, inside_input)
+    if len(cand_f) == 0:
         return FileCheck(chamfer_l1=float("inf"), iou=iou)
-    cand_v, cand_f = extraction.vertices, extraction.faces
     ref_points = sample_surface(unit_mesh, CHECK_SAMPLES, rng)
     cand_points = sample_surface(trimesh.Trimesh(cand_v, cand_f, process=False), CHECK_SAMPLES, rng)
     to_cand, _ = surface_distances(ref_points, cand_v, cand_f)

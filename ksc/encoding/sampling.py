@@ -20,6 +20,7 @@ are area-weighted. Distances come from :class:`SignedDistance` (exact by default
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import trimesh
 
 from ksc.encoding.config import DISTANCES, NEAR_SIGMA
 from ksc.mesh.sampling import WindingNumber, in_original_order, sample_surface, spatial_order
-from ksc.mesh.topology import is_closed_surface
+from ksc.mesh.topology import is_closed_surface, weld_by_position
 
 SAMPLE_MIX = (("near", 0.50, NEAR_SIGMA), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
 UNIFORM_SHARE = SAMPLE_MIX[-1][1]
@@ -159,8 +160,14 @@ def sample_sdf(
     rng: np.random.Generator,
     uniform_share: float = UNIFORM_SHARE,
     near_sigma: float = NEAR_SIGMA,
+    shell: float | None = None,
 ) -> SdfSamples:
     """Draw ``count`` training points following :func:`sample_mix`.
+
+    For a sheet (``shell``, the half-thickness of the shell around it), the ``near`` points straddle the shell's
+    surface rather than the sheet: each is moved by ``shell`` to one side of its face, or, for a share of them
+    that grows with the sheet's boundary (:func:`rim_share`), drawn around the rim, ``shell`` away from a point
+    of the boundary in a random direction across it.
 
     Parameters
     ----------
@@ -178,13 +185,74 @@ def sample_sdf(
         Share of points drawn uniformly in the box.
     near_sigma : float
         Spread of the ``near`` kind's offsets from the surface.
+    shell : float, optional
+        For a sheet, the half-thickness of the shell the samples describe.
     """
     parts = []
-    for _, n, sigma in sample_counts(count, uniform_share, near_sigma):
+    for name, n, sigma in sample_counts(count, uniform_share, near_sigma):
         if sigma is None:
             parts.append(rng.uniform(-bound, bound, size=(n, 3)))
+        elif shell is not None and name == "near":
+            parts.append(_around_shell(mesh, n, shell, rng) + rng.normal(scale=sigma, size=(n, 3)))
         else:
             surface = sample_surface(mesh, n, rng)
             parts.append(surface + rng.normal(scale=sigma, size=(n, 3)))
     points = np.clip(np.concatenate(parts), -bound, bound).astype(np.float32)
     return SdfSamples(points=points, sdf=signed_distance(points))
+
+
+RIM_WEIGHT = 3.0
+"""The rim of a sheet's shell gets this many times its share of the shell's area in ``near`` points: it is where
+the shell bends and the decoded sheet ends."""
+
+
+def rim_share(area: float, boundary_length: float, shell: float) -> float:
+    """Share of a sheet's ``near`` points drawn around its rim: :data:`RIM_WEIGHT` times the rim's share of the
+    shell's area (two sides of ``area``, a half-tube of radius ``shell`` along ``boundary_length``), at most 1/2."""
+    rim = math.pi * shell * boundary_length
+    return min(0.5, RIM_WEIGHT * rim / (rim + 2.0 * area))
+
+
+def _around_shell(mesh: trimesh.Trimesh, count: int, shell: float, rng: np.random.Generator) -> np.ndarray:
+    """``count`` points (count, 3) on the shell of half-thickness ``shell`` around the sheet ``mesh``."""
+    vertices, faces = weld_by_position(mesh.vertices, mesh.faces)
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    rim_edges = unique[counts == 1]
+    starts, ends = vertices[rim_edges[:, 0]], vertices[rim_edges[:, 1]]
+    lengths = np.linalg.norm(ends - starts, axis=1)
+    rims = int(round(count * rim_share(float(mesh.area), float(lengths.sum()), shell))) if len(lengths) else 0
+    points, face_index = sample_surface(mesh, count - rims, rng, return_faces=True)
+    normals = np.asarray(mesh.face_normals, dtype=np.float64)[face_index]
+    side = rng.choice((-1.0, 1.0), size=(len(points), 1))
+    parts = [points + side * shell * normals]
+    if rims:
+        edge = np.searchsorted(np.cumsum(lengths), rng.uniform(0.0, lengths.sum(), size=rims), side="right")
+        edge = np.minimum(edge, len(lengths) - 1)
+        along = ends[edge] - starts[edge]
+        base = starts[edge] + rng.uniform(size=(rims, 1)) * along
+        direction = rng.normal(size=(rims, 3))
+        axis = along / np.maximum(np.linalg.norm(along, axis=1, keepdims=True), 1e-12)
+        direction -= np.einsum("ij,ij->i", direction, axis)[:, None] * axis  # across the boundary, not along it
+        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+        parts.append(base + shell * direction)
+    return np.concatenate(parts)
+
+
+class ShellDistance(SignedDistance):
+    """Signed distance (positive inside) to the shell of half-thickness ``thickness`` around a sheet: ``t - d``,
+    ``d`` the exact distance to the mesh (``ksc.mesh.sheets``). The shell bounds its volume, so the key spheres'
+    coarse-to-fine search applies (:attr:`closed`)."""
+
+    def __init__(self, mesh: trimesh.Trimesh, thickness: float):
+        super().__init__(mesh, "exact")
+        self.thickness = float(thickness)
+        self.closed = True
+
+    def unsigned(self, points: np.ndarray) -> np.ndarray:
+        """Distance (N,) float32 from ``points`` (N, 3) to the shell's surface."""
+        return np.abs(self.thickness - super().unsigned(points))
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance (N,) float32 at ``points`` (N, 3): positive within ``thickness`` of the sheet."""
+        return (self.thickness - super().unsigned(points)).astype(np.float32)

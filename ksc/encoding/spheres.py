@@ -45,6 +45,11 @@ import numpy as np
 from ksc.encoding.sampling import SignedDistance
 from ksc.errors import KscInputError
 
+
+class NoVolumeError(KscInputError):
+    """No node of the finest candidate grid lies inside the mesh: it is a sheet (``ksc.mesh.sheets``)."""
+
+
 GRID_SIZES = (64, 128)
 COARSEST = 8
 """Nodes per axis of the first, dense level of the coarse-to-fine search (a divisor of the grid sizes)."""
@@ -98,7 +103,7 @@ def extract_key_spheres(signed_distance: SignedDistance, count: int) -> KeySpher
         if len(radii) >= 8 * count:
             break
     if len(radii) == 0:
-        raise KscInputError("mesh encloses no volume: no point lies inside it (open surface or flat?)")
+        raise NoVolumeError("mesh encloses no volume: no point lies inside it (open surface or flat?)")
 
     score = radii.copy()
     chosen = []

@@ -30,3 +30,31 @@ def is_closed_surface(vertices: np.ndarray, faces: np.ndarray) -> bool:
     forward = np.sort(tails * count + heads)
     backward = np.sort(heads * count + tails)
     return bool(np.array_equal(forward, backward))
+
+
+def face_components(faces: np.ndarray) -> np.ndarray:
+    """The connected piece (F,) int64, numbered 0.. in order of first face, of each triangle of ``faces`` (F, 3):
+    triangles that share an edge (by vertex index) are in the same piece."""
+    count = len(faces)
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    owner = np.repeat(np.arange(count, dtype=np.int64), 3)
+    order = np.lexsort((edges[:, 1], edges[:, 0]))
+    edges, owner = edges[order], owner[order]
+    same = np.all(edges[1:] == edges[:-1], axis=1)
+    a, b = owner[:-1][same], owner[1:][same]
+    parent = np.arange(count, dtype=np.int64)
+    while True:  # hook the larger root of each joined pair under the smaller, then flatten the trees
+        root_a, root_b = parent[a], parent[b]
+        apart = root_a != root_b
+        if not apart.any():
+            break
+        low = np.minimum(root_a[apart], root_b[apart])
+        np.minimum.at(parent, root_a[apart], low)
+        np.minimum.at(parent, root_b[apart], low)
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    _, labels = np.unique(parent, return_inverse=True)
+    return labels.reshape(-1)

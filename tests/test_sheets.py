@@ -1,0 +1,117 @@
+"""Sheets (ksc.mesh.sheets): a surface with no inside is encoded as the thin shell around it and decoded back
+to one side, open where the input was."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import trimesh
+from skimage.measure import marching_cubes
+
+from ksc.decoding.pipeline import decode
+from ksc.encoding.pipeline import encode_mesh
+from ksc.format import read_container
+from ksc.format.report import describe_container
+from ksc.mesh.holes import boundary_loops
+from ksc.mesh.metrics import compare_meshes
+from ksc.mesh.sheets import THICKNESS, collapse_shell, min_resolution
+from ksc.mesh.topology import face_components, weld_by_position
+from tests.conftest import quick_options
+
+RADIUS = 0.6
+
+
+def disc_shell(thickness: float = THICKNESS, nodes: int = 96):
+    """The shell of half-thickness ``thickness`` around the disc of :data:`RADIUS` in the plane z = 0: marching
+    cubes of ``t - d`` with the exact outward normals (the gradient of ``d``)."""
+    axis = np.linspace(-1.0, 1.0, nodes)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    radial = np.maximum(np.hypot(x, y) - RADIUS, 0.0)
+    vertices, faces, _, _ = marching_cubes(thickness - np.hypot(radial, z), 0.0, spacing=(axis[1] - axis[0],) * 3)
+    vertices = vertices - 1.0
+    faces = faces[:, ::-1]  # skimage winds them towards the larger values: inwards here
+    r = np.hypot(vertices[:, 0], vertices[:, 1])
+    outward = np.column_stack([vertices[:, :2] * (np.maximum(r - RADIUS, 0.0) / np.maximum(r, 1e-12))[:, None], vertices[:, 2]])
+    outward /= np.linalg.norm(outward, axis=1, keepdims=True)
+    return vertices, faces.astype(np.int64), outward
+
+
+def test_a_disc_shell_collapses_to_one_side_of_the_disc():
+    vertices, faces, normals = disc_shell()
+    assert len(np.unique(face_components(faces))) == 1  # one closed shell
+    sheet_v, sheet_f = collapse_shell(vertices, faces, normals, THICKNESS)
+    assert len(np.unique(face_components(sheet_f))) == 1  # one side kept, the other dropped as its twin
+    assert np.abs(sheet_v[:, 2]).max() < 0.1 * THICKNESS  # on the disc
+    assert np.hypot(sheet_v[:, 0], sheet_v[:, 1]).max() < RADIUS + 0.5 * THICKNESS
+    area = trimesh.Trimesh(sheet_v, sheet_f, process=False).area
+    assert abs(area - np.pi * RADIUS**2) < 0.05 * np.pi * RADIUS**2  # one layer, not two
+    loops = boundary_loops(sheet_f)
+    assert len(loops) == 1 and np.hypot(*sheet_v[loops[0], :2].T).min() > RADIUS - 4 * THICKNESS  # open at the rim
+
+
+def test_a_shell_too_thin_for_the_grid_is_not_mistaken_for_a_sheet():
+    """Both sides are kept where they are farther apart than the shell: a closed surface is never halved."""
+    sphere = trimesh.creation.icosphere(3)
+    vertices, faces = collapse_shell(sphere.vertices, sphere.faces, sphere.vertex_normals, 0.02)
+    assert len(faces) == len(sphere.faces)
+
+
+def test_min_resolution_resolves_the_shell():
+    assert min_resolution(THICKNESS, 1.05) <= 192  # the default grid is fine enough for the default shell
+    assert 2 * 1.05 / (min_resolution(0.01, 1.05) - 1) <= 2 * 0.01 / 2.5
+
+
+def square(size: int = 12) -> trimesh.Trimesh:
+    """A flat open square in z = 0, a grid of ``size`` x ``size`` quads."""
+    axis = np.linspace(-1.0, 1.0, size + 1)
+    x, y = np.meshgrid(axis, axis, indexing="ij")
+    vertices = np.column_stack([x.ravel(), y.ravel(), np.zeros(x.size)])
+    index = np.arange(x.size).reshape(x.shape)
+    a, b, c, d = index[:-1, :-1].ravel(), index[1:, :-1].ravel(), index[1:, 1:].ravel(), index[:-1, 1:].ravel()
+    faces = np.concatenate([np.column_stack([a, b, c]), np.column_stack([a, c, d])])
+    return trimesh.Trimesh(vertices, faces, process=False)
+
+
+@pytest.fixture(scope="module")
+def encoded_square():
+    source = square()
+    return source, encode_mesh(source, quick_options(steps=1500)).data
+
+
+def test_a_flat_square_is_encoded_as_a_sheet_and_decodes_open(encoded_square):
+    source, data = encoded_square
+    container = read_container(data)
+    assert container.version == (5, 1) and container.meta["sheet"] == THICKNESS and "holes" not in container.meta
+    info = describe_container(container)
+    assert info["open_surface"] and info["sheet"] == THICKNESS
+    decoded = decode(data).mesh
+    error = compare_meshes(source, decoded)
+    assert error.chamfer_l1 < 2e-3 and error.hausdorff < 0.05, error
+    vertices, faces = weld_by_position(decoded.vertices, decoded.faces)
+    assert len(boundary_loops(faces)) == 1  # the square's edge, open
+    assert abs(decoded.area - source.area) < 0.05 * source.area  # one side
+    assert np.allclose(np.linalg.norm(decoded.vertex_normals, axis=1), 1.0)
+
+
+def test_a_coarse_decode_of_a_sheet_is_raised_to_its_minimum_grid(encoded_square, caplog):
+    _, data = encoded_square
+    with caplog.at_level(logging.WARNING, logger="ksc.decoding.pipeline"):
+        decoded = decode(data, resolution=32, faces=0)
+    assert "a sheet decodes on at least" in caplog.text
+    assert decoded.extraction.spacing <= 2 * THICKNESS / 2.5
+
+
+def test_an_open_tube_falls_back_from_a_volume_to_a_sheet():
+    """The winding number of an open tube is over 1/2 inside it, so the volume is tried first; its file caps the
+    tube's ends and fails the self-check, and the sheet's passes."""
+    cylinder = trimesh.creation.cylinder(0.5, 1.5, sections=32)
+    tube = trimesh.Trimesh(cylinder.vertices, cylinder.faces[np.abs(cylinder.face_normals[:, 2]) < 0.5])
+    tube.remove_unreferenced_vertices()
+    data = encode_mesh(tube, quick_options(steps=600)).data
+    assert read_container(data).meta["sheet"] == THICKNESS
+    decoded = decode(data).mesh
+    assert compare_meshes(tube, decoded).chamfer_l1 < 3e-3
+    _, faces = weld_by_position(decoded.vertices, decoded.faces)
+    assert len(boundary_loops(faces)) == 2  # both ends open
