@@ -16,7 +16,7 @@ from ksc.format import read_container
 from ksc.format.report import describe_container
 from ksc.mesh.holes import boundary_loops
 from ksc.mesh.metrics import compare_meshes
-from ksc.mesh.sheets import THICKNESS, collapse_shell, min_resolution
+from ksc.mesh.sheets import CELLS_ACROSS, THICKNESS, collapse_shell, min_resolution
 from ksc.mesh.topology import face_components, weld_by_position
 from tests.conftest import quick_options
 
@@ -60,7 +60,8 @@ def test_a_shell_too_thin_for_the_grid_is_not_mistaken_for_a_sheet():
 
 def test_min_resolution_resolves_the_shell():
     assert min_resolution(THICKNESS, 1.05) <= 192  # the default grid is fine enough for the default shell
-    assert 2 * 1.05 / (min_resolution(0.01, 1.05) - 1) <= 2 * 0.01 / 2.5
+    assert 2 * 1.05 / (min_resolution(0.01, 1.05) - 1) <= 2 * 0.01 / CELLS_ACROSS
+    assert min_resolution(THICKNESS, 1.05) <= 129  # the JS decoder's default 128 cells too
 
 
 def square(size: int = 12) -> trimesh.Trimesh:
@@ -78,6 +79,17 @@ def square(size: int = 12) -> trimesh.Trimesh:
 def encoded_square():
     source = square()
     return source, encode_mesh(source, quick_options(steps=1500)).data
+
+
+def test_which_open_meshes_enclose_a_volume():
+    from ksc.encoding.sampling import encloses_volume
+
+    sphere = trimesh.creation.icosphere(3)
+    assert encloses_volume(sphere)
+    holed = trimesh.Trimesh(sphere.vertices, sphere.faces[sphere.triangles_center[:, 2] < 0.9])  # a scan's hole
+    assert encloses_volume(holed)
+    bowl = trimesh.Trimesh(sphere.vertices, sphere.faces[sphere.triangles_center[:, 2] < 0.2])  # a single-sided shell
+    assert not encloses_volume(bowl) and not encloses_volume(square())
 
 
 def test_a_flat_square_is_encoded_as_a_sheet_and_decodes_open(encoded_square):
@@ -100,12 +112,12 @@ def test_a_coarse_decode_of_a_sheet_is_raised_to_its_minimum_grid(encoded_square
     with caplog.at_level(logging.WARNING, logger="ksc.decoding.pipeline"):
         decoded = decode(data, resolution=32, faces=0)
     assert "a sheet decodes on at least" in caplog.text
-    assert decoded.extraction.spacing <= 2 * THICKNESS / 2.5
+    assert decoded.extraction.spacing <= 2 * THICKNESS / CELLS_ACROSS
 
 
-def test_an_open_tube_falls_back_from_a_volume_to_a_sheet():
-    """The winding number of an open tube is over 1/2 inside it, so the volume is tried first; its file caps the
-    tube's ends and fails the self-check, and the sheet's passes."""
+def test_an_open_tube_is_a_sheet():
+    """An open tube's winding number is over 1/2 inside it but never settles at 1: a single-sided shell, encoded as
+    a sheet, open at both ends (a volume would cap them)."""
     cylinder = trimesh.creation.cylinder(0.5, 1.5, sections=32)
     tube = trimesh.Trimesh(cylinder.vertices, cylinder.faces[np.abs(cylinder.face_normals[:, 2]) < 0.5])
     tube.remove_unreferenced_vertices()

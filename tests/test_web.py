@@ -119,7 +119,7 @@ INT_FOR_FLOAT = re.compile(r"must be (3 finite floats|a positive finite float|a 
 JavaScript, so a header that stores an integer where the format says float64 reads there as that number."""
 
 
-@pytest.mark.parametrize("golden", ["v5.1/torus-open", "v5.0/torus", "v4.0/torus", "v1.0/torus"])
+@pytest.mark.parametrize("golden", ["v5.1/sheet", "v5.1/torus-open", "v5.0/torus", "v4.0/torus", "v1.0/torus"])
 def test_js_reader_refuses_what_python_refuses(golden):
     data = (REPO / "tests" / "golden" / f"{golden}.ksc").read_bytes()
     cases = _mutations(data, seed=len(golden) + int(golden[1]))

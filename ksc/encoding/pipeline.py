@@ -21,7 +21,7 @@ from ksc.encoding.config import NEAR_SIGMA, EncodeOptions, TrainConfig
 from ksc.encoding.device import resolve_device
 from ksc.encoding.holes import keep_cutting_holes
 from ksc.encoding.quantize import quantization_aware_finetune
-from ksc.encoding.sampling import SdfSamples, ShellDistance, SignedDistance, sample_sdf
+from ksc.encoding.sampling import SdfSamples, ShellDistance, SignedDistance, encloses_volume, sample_sdf
 from ksc.encoding.spheres import NoVolumeError, extract_key_spheres, grid_lattice
 from ksc.encoding.step_allocation import allocate_steps
 from ksc.encoding.threads import torch_threads, training_threads
@@ -32,7 +32,6 @@ from ksc.mesh.holes import encode_holes
 from ksc.mesh.io import consistently_wound
 from ksc.mesh.normalize import Transform
 from ksc.mesh.sheets import THICKNESS
-from ksc.mesh.topology import is_closed_surface
 from ksc.models.config import ModelConfig
 from ksc.models.network import KeySphereNet
 from ksc.timing import timed
@@ -193,12 +192,12 @@ def train_mesh(
     device: torch.device | None = None,
     on_step: Callable[[int, float], None] | None = None,
     threads: int = 1,
-    sheet: bool = False,
 ) -> TrainedMesh:
     """Normalize, sample, pick key spheres and fit the float network to ``mesh``.
 
-    A mesh that encloses no volume, or any mesh when ``sheet`` is true, is fitted as a sheet: the network
-    describes the shell of half-thickness :data:`ksc.mesh.sheets.THICKNESS` around it.
+    A mesh that encloses no volume (:func:`ksc.encoding.sampling.encloses_volume`, or no candidate node of the key
+    spheres inside it) is fitted as a sheet: the network describes the shell of
+    half-thickness :data:`ksc.mesh.sheets.THICKNESS` around it.
 
     Parameters
     ----------
@@ -214,8 +213,6 @@ def train_mesh(
         CPU cores the training uses: every batch is cut into this many slices, each computed in its own
         process (:class:`ksc.encoding.backprop.FusedTrainer`). The bytes depend on it (not on how many of those
         processes could start); ignored on a GPU.
-    sheet : bool
-        Fit the mesh as a sheet even where it encloses a volume.
     """
     started = time.monotonic()
     options = options or EncodeOptions()
@@ -235,16 +232,19 @@ def train_mesh(
     rng = np.random.default_rng(options.seed)
 
     with timed(timings, "key spheres"):
-        try:
-            if sheet:
-                raise NoVolumeError("fitted as a sheet")
+        sheet = not encloses_volume(unit)
+        if sheet:
+            log.info("the open mesh's winding number is nowhere clearly inside it: encoding it as a sheet")
+        else:
+            try:
+                spheres, sphere_codec = quantized_key_spheres(signed_distance, options.model.spheres)
+            except NoVolumeError as reason:
+                log.info("%s: encoding it as a sheet", reason)
+                sheet = True
+        if sheet:  # the shell around the sheet; its rim keeps the sheet's boundary, so no hole is cut
+            signed_distance, holes = ShellDistance(unit, THICKNESS), []
             spheres, sphere_codec = quantized_key_spheres(signed_distance, options.model.spheres)
-            sheet = None
-        except NoVolumeError as reason:
-            sheet, holes = THICKNESS, []  # the shell's rim keeps the sheet's boundary: no hole to cut
-            log.info("%s: encoding it as a sheet, the shell of half-thickness %g around it", reason, sheet)
-            signed_distance = ShellDistance(unit, sheet)
-            spheres, sphere_codec = quantized_key_spheres(signed_distance, options.model.spheres)
+    thickness = THICKNESS if sheet else None
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
@@ -258,7 +258,7 @@ def train_mesh(
             rng,
             options.sample_uniform_share(),
             options.near_sigma,
-            shell=sheet,
+            shell=thickness,
         )
     for stage in ("distances", "signs"):  # the sampling's queries, told apart from the rest of it
         timings[stage] = signed_distance.seconds[stage] - queried[stage]
@@ -302,7 +302,7 @@ def train_mesh(
         table=table,
         timings=timings,
         holes=holes,
-        sheet=sheet,
+        sheet=thickness,
     )
 
 
@@ -361,16 +361,18 @@ def encode_mesh(
     width (``options.weight_bits`` or more, up to 12) whose file fits is kept.
     Raises KscInputError when even 4 bits do not fit, and when the file does
     not describe the input (:func:`ksc.encoding.check.check_file`: its coarse decode is
-    far from the input's surface or inside). An open mesh whose volume's file fails that check (a single-sided
-    shell: a bowl, an open tube) is encoded again as a sheet (:func:`train_mesh`), and that file is kept if it passes.
+    far from the input's surface or inside).
     """
     options = options or EncodeOptions()
     if max_bytes is not None and max_bytes < 1:
         raise KscInputError(f"--max-bytes must be positive, got {max_bytes}")
-    result, check, trained = _encode_checked(mesh, options, device, on_step, max_bytes, threads, sheet=False)
-    if not check.passed and trained.sheet is None and not is_closed_surface(trained.unit_mesh.vertices, trained.unit_mesh.faces):
-        log.info("the open mesh's volume does not describe it (%s): encoding it as a sheet", check.describe())
-        result, check, trained = _encode_checked(mesh, options, device, on_step, max_bytes, threads, sheet=True)
+    trained = train_mesh(mesh, options, device, on_step, threads)
+    result = trained.encode(options.weight_bits) if max_bytes is None else fit_bytes(trained, max_bytes)
+    with timed(result.timings, "self-check"):
+        result = replace(result, data=keep_cutting_holes(result.data, trained.unit_mesh))
+        check = check_file(result.data, trained.unit_mesh)
+    log.info("self-check of the file: %s", check.describe())
+    log.info("seconds per stage: %s", ", ".join(f"{stage} {result.timings.get(stage, 0.0):.1f}" for stage in STAGES))
     if not check.passed:
         raise KscInputError(
             f"the encoded file does not describe the input ({check.describe()}); the mesh may not enclose a"
@@ -378,19 +380,6 @@ def encode_mesh(
             " failed: try another --seed or more bytes"
         )
     return result
-
-
-def _encode_checked(mesh, options, device, on_step, max_bytes, threads, sheet):
-    """:func:`train_mesh` and the file at the options' bits (or the largest that fits ``max_bytes``), holes kept
-    where their cut removes a cap, and the file's self-check."""
-    trained = train_mesh(mesh, options, device, on_step, threads, sheet=sheet)
-    result = trained.encode(options.weight_bits) if max_bytes is None else fit_bytes(trained, max_bytes)
-    with timed(result.timings, "self-check"):
-        result = replace(result, data=keep_cutting_holes(result.data, trained.unit_mesh))
-        check = check_file(result.data, trained.unit_mesh)
-    log.info("self-check of the file: %s", check.describe())
-    log.info("seconds per stage: %s", ", ".join(f"{stage} {result.timings.get(stage, 0.0):.1f}" for stage in STAGES))
-    return result, check, trained
 
 
 def sphere_codec_for_grid(grid_size: int) -> SortedUniformCodec:

@@ -201,6 +201,25 @@ def sample_sdf(
     return SdfSamples(points=points, sdf=signed_distance(points))
 
 
+CLEAR_INSIDE = 0.9
+"""An open mesh encloses a volume when its winding number exceeds this somewhere on a grid of :data:`VOLUME_NODES`^3:
+open scans and open corpus meshes with a volume reach 1.0-2.0 there, a wavy square 0.59, a bowl 0.89 and an
+open tube 0.82 (their winding number never settles at 1)."""
+VOLUME_NODES = 48
+
+
+def encloses_volume(mesh: trimesh.Trimesh) -> bool:
+    """Whether ``mesh`` (normalized frame) has an inside a volume's network can describe: a closed surface, or an
+    open one whose winding number is clearly whole somewhere (:data:`CLEAR_INSIDE`); otherwise it is a sheet."""
+    vertices = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
+    faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
+    if is_closed_surface(vertices, faces):
+        return True
+    axis = np.linspace(-1.0, 1.0, VOLUME_NODES)
+    nodes = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    return bool(np.any(WindingNumber(vertices, faces).values(nodes) > CLEAR_INSIDE))
+
+
 RIM_WEIGHT = 3.0
 """The rim of a sheet's shell gets this many times its share of the shell's area in ``near`` points: it is where
 the shell bends and the decoded sheet ends."""

@@ -70,6 +70,10 @@ class WindingNumber:
         self._hierarchy = igl.FastWindingNumberBVH()
         self._hierarchy.init(np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64))
 
+    def values(self, points: np.ndarray) -> np.ndarray:
+        """The winding number's magnitude (N,) float64 at ``points`` (N, 3), at :data:`ACCURACY`."""
+        return np.abs(self._hierarchy.winding_number(np.ascontiguousarray(points, dtype=np.float64), ACCURACY))
+
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Inside mask (N,) of ``points`` (N, 3) float64, best in :func:`spatial_order`."""
         points = np.ascontiguousarray(points, dtype=np.float64)

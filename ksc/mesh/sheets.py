@@ -5,8 +5,9 @@ half-thickness ``t`` around it instead: the signed distance ``t - d`` (positive 
 the sheet, whose zero level is the sheet offset by ``t`` to both sides and wrapped round its rim (format 5.1,
 SPEC.md "Sheets"). The decoder extracts that shell and takes it back to one side (:func:`collapse_shell`):
 every vertex moves by ``t`` against its outward normal, which puts both layers on the sheet and the rim on
-the sheet's boundary; the rim's triangles, collapsed to slivers, are dropped, which leaves each side of the
-sheet as its own piece; of two pieces that lie on each other, the larger is kept.
+the sheet's boundary; the rim's triangles, folded over by the move, are dropped (not a few folded slivers
+alone), which leaves each side of the sheet as its own piece; of two pieces that lie on each other, the larger
+is kept.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ from ksc.mesh.topology import face_components
 
 THICKNESS = 0.02
 """Half-thickness ``t`` of the shell, normalized frame (the mesh fills [-1, 1]^3): 1.8 cells of the default
-192^3 decode grid, so that marching cubes sees both layers everywhere."""
-MIN_THICKNESS, MAX_THICKNESS = 1e-3, 0.25
-"""The half-thicknesses a file may state (SPEC.md "Sheets")."""
-CELLS_ACROSS = 2.5
+192^3 decode grid, so that marching cubes sees both layers everywhere (a file may state 0.001 to 0.25:
+``ksc.format.container.check_sheet``)."""
+CELLS_ACROSS = 2.4
 """A sheet decodes on a grid whose cells are at most ``2 t / CELLS_ACROSS``: a coarser grid loses one layer of the
-shell in places and tears holes into the sheet (:func:`min_resolution`)."""
+shell in places and tears holes into the sheet (:func:`min_resolution`). 2.4 lets the JS decoder's default 128 cells read
+the default shell."""
 KEPT_AREA = 0.5
 """A triangle is kept when, moved onto the sheet, it still faces its own way with this share of its area; the
 rim's triangles fold onto the sheet's boundary and keep almost none."""
+MAX_TEAR_FACES = 24
+"""Folded triangles in a connected patch of at most this many are kept: marching cubes' slivers fold too when
+moved, and dropping them tore holes of a cell into the sides (in the JS decoder, whose normals come from the grid,
+dozens on the golden sheet); the rim is one band of thousands along each boundary."""
 TWIN_SHARE = 0.5
 """A piece whose vertices lie, for more than this share, within a cell of ``t`` of a larger kept piece is the
 other side of that piece, and is dropped."""
@@ -71,7 +76,11 @@ def collapse_shell(
     after = _area_vectors(moved, faces)
     size = np.linalg.norm(before, axis=1)
     facing = np.einsum("ij,ij->i", after, before) / np.maximum(size, 1e-300)
-    faces = faces[facing > KEPT_AREA * size]
+    rim = np.flatnonzero(facing <= KEPT_AREA * size)
+    if len(rim):  # a few folded triangles inside a side are a sliver's, not the rim's: they stay
+        pieces = face_components(faces[rim])
+        rim = rim[np.bincount(pieces)[pieces] > MAX_TEAR_FACES]
+    faces = np.delete(faces, rim, axis=0)
     if len(faces) == 0:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     labels = face_components(faces)

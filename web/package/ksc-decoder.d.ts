@@ -21,6 +21,10 @@ export interface KscHeader {
   bound: number;
   /** normalized = (original - center) / scale. */
   transform: { center: [number, number, number]; scale: number };
+  /** Holes the file keeps open (format 5.1; 0 for a closed surface). */
+  holes: number;
+  /** A sheet's shell half-thickness (format 5.1): the mesh is one open side, to be drawn two-sided; null for a volume. */
+  sheet: number | null;
 }
 
 export interface KscInfo extends KscHeader {

@@ -75,9 +75,9 @@ function collector(cells, onProgress, settle) {
     if (message.kind === "error") {
       settle(message.name === "KscFormatError" ? new KscFormatError(message.message) : new Error(message.message));
     } else if (message.kind === "header") {
-      const { version, model, bound, transform, spheres } = message;
-      header = { version, model, bound, transform, spheres };
-      onProgress?.({ stage: "header", info: { version, model, bound, transform } });
+      const { version, model, bound, transform, holes, sheet, spheres } = message;
+      header = { version, model, bound, transform, holes, sheet, spheres };
+      onProgress?.({ stage: "header", info: { version, model, bound, transform, holes, sheet } });
     } else if (message.kind === "level") {
       onProgress?.({ stage: "surface", cells: message.cells, fraction: message.fraction });
     } else if (message.kind === "mesh" && message.cells === cells) {

@@ -45,7 +45,8 @@ function transformOf(section) {
 
 /**
  * Rebuild the network from `.ksc` bytes alone.
- * Returns {field: SphereField, model, transform: {center, scale}, bound, container, holes (holes.js decodeHoles)};
+ * Returns {field: SphereField, model, transform: {center, scale}, bound, container, holes (holes.js decodeHoles),
+ * sheet (the shell's half-thickness of a sheet, sheets.js; null otherwise)};
  * throws KscFormatError.
  */
 export function loadField(data) {
@@ -60,7 +61,7 @@ export function loadField(data) {
   const tensors = {};
   for (const record of container.tensors) tensors[record.name] = { shape: record.shape, values: decodeTensor(record) };
   const holes = decodeHoles(meta.holes, bound);
-  return { field: new SphereField(model, tensors), model, transform, bound, container, holes };
+  return { field: new SphereField(model, tensors), model, transform, bound, container, holes, sheet: meta.sheet ?? null };
 }
 
 /** Signed distance (positive inside) of a key-sphere network in the normalized frame. */

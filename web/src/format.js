@@ -165,8 +165,8 @@ const MAX_HOLE_POINTS = 255;
 
 /** The 5.1 `holes` (SPEC.md, "Holes"), checked as ksc's reader checks them. */
 function checkHoles(holes) {
-  if (!Array.isArray(holes) || holes.length < 1 || holes.length > MAX_HOLES) {
-    throw new KscFormatError(`header field 'holes' must be an array of 1 to ${MAX_HOLES} loops`);
+  if (!Array.isArray(holes) || holes.length > MAX_HOLES) {
+    throw new KscFormatError(`header field 'holes' must be an array of 0 to ${MAX_HOLES} loops`);
   }
   holes.forEach((loop, index) => {
     const points = Array.isArray(loop) ? loop.length / 3 : 0;
@@ -175,6 +175,17 @@ function checkHoles(holes) {
     }
   });
   return holes;
+}
+
+const MIN_SHEET = 1e-3;
+const MAX_SHEET = 0.25;
+
+/** The 5.1 `sheet` (SPEC.md, "Sheets"): the shell's half-thickness, checked as ksc's reader checks it. */
+function checkSheet(thickness) {
+  if (typeof thickness !== "number" || !(thickness >= MIN_SHEET && thickness <= MAX_SHEET)) {
+    throw new KscFormatError(`header field 'sheet' must be a float in [${MIN_SHEET}, ${MAX_SHEET}], got ${JSON.stringify(thickness)}`);
+  }
+  return thickness;
 }
 
 function headerV5(header, minor) {
@@ -205,8 +216,10 @@ function headerV5(header, minor) {
     return [where, name, shape, codec, entry[1]];
   });
   const meta = { ...info, transform: { center: transform.slice(0, 3), scale: transform[3] }, bound, model };
-  delete meta.holes; // only position 6 says where holes are
-  if (minor >= 1 && header.length > 6) meta.holes = checkHoles(header[6]);
+  delete meta.holes; // only positions 6 and 7 say where holes are and whether the surface is a sheet
+  delete meta.sheet;
+  if (minor >= 1 && header.length > 6 && checkHoles(header[6]).length) meta.holes = header[6];
+  if (minor >= 1 && header.length > 7) meta.sheet = checkSheet(header[7]);
   return [meta, unpacked];
 }
 

@@ -7,7 +7,8 @@ import { DEFAULT_CELLS, decode } from "./decode.js";
 
 /**
  * Loads a `.ksc` file as a BufferGeometry with position, normal and index attributes in the input's original
- * coordinates; geometry.userData holds {spheres: Float32Array (x, y, z, r rows), info, refined}.
+ * coordinates; geometry.userData holds {spheres: Float32Array (x, y, z, r rows), info (the header's from the first
+ * surface on, the extraction's once refined), refined}.
  *
  * With setPreview(cells), the geometry is handed over as soon as the coarse preview grid's surface exists and
  * is refined in place when the fine one does: its attributes are replaced, userData.refined becomes true and it
@@ -63,6 +64,7 @@ export class KSCLoader extends Loader {
     return new Promise((resolve, reject) => {
       let shown = false;
       const onProgress = (event) => {
+        if (event.stage === "header") geometry.userData.info = event.info; // the preview's geometry has it too
         if (event.stage !== "preview") return;
         setSurface(geometry, event, false);
         shown = true;
