@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,8 @@ SHARED_MESHES = REPO_ROOT.parent / "shared" / "meshes"
 MESH_FOLDERS = (SHARED_MESHES, SHARED_MESHES.parent / "meshes-wide")
 """Both mesh folders: a default is chosen on the two together."""
 RESULTS = Path(__file__).resolve().parent / "results"
+CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+"""The training corpus (its README: formats, licences); benchmarks measure on its meshes, never tune on them."""
 CACHE = Path(__file__).resolve().parent / ".cache"
 """Encoded files kept between benchmark runs (git-ignored); delete it after changing the encoder."""
 
@@ -284,3 +287,27 @@ def fit_and_score(problem, train, shift=None, check_shift=None) -> dict:
         prediction = prediction + check_shift
     error = (prediction - torch.from_numpy(problem.check.sdf)).abs()
     return {"error": float(error.mean()), "near_error": float(error[: problem.near].mean()), "seconds": seconds}
+
+
+def open_corpus_meshes(count: int, accept, seed: int = 0) -> list[Path]:
+    """``count`` open meshes of :data:`CORPUS` (2k-60k faces, ``MANIFEST.tsv`` says not watertight) that
+    ``accept(mesh)`` takes, in an order drawn with ``seed``; fewer if the corpus has fewer."""
+    import csv
+
+    from ksc.mesh.io import load_mesh
+
+    with open(CORPUS / "MANIFEST.tsv") as manifest:
+        rows = [r for r in csv.DictReader(manifest, delimiter="\t") if r["kind"] == "mesh"]
+    rows = [r for r in rows if r["watertight"] == "False" and 2000 <= int(r["faces"]) <= 60000]
+    picked = []
+    for index in np.random.default_rng(seed).permutation(len(rows)):
+        path = CORPUS / rows[index]["file"]
+        try:
+            mesh = load_mesh(path)
+        except Exception:  # a file ksc cannot read is no candidate
+            continue
+        if accept(mesh):
+            picked.append(path)
+        if len(picked) == count:
+            break
+    return picked

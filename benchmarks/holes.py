@@ -4,7 +4,7 @@ header: the same network), each against its input; and how many of the input's b
 Meshes: the open meshes of both folders (``bunny_scan_open``, ``thingi_96481``), and with ``--corpus N``, N
 open meshes of ``../shared/corpus/meshes`` drawn with a fixed seed among those of 2k-60k faces with 1-12 loops
 over 2 % of the diagonal (measured on, never tuned on). Each is encoded with default settings. A loop comes
-back when 90 % of its vertices lie within 3 grid cells (192^3) of a boundary vertex of the output. The rival's
+back when 90 % of its vertices lie within 3 grid cells (192^3) of the output's boundary. The rival's
 figures are those of ``rd.json`` (Draco at the default file's bytes). Writes
 ``benchmarks/results/holes[-SUFFIX].{json,md}``. Run: ``.venv/bin/python -m benchmarks.holes --corpus 5``.
 """
@@ -12,7 +12,6 @@ figures are those of ``rd.json`` (Draco at the default file's bytes). Writes
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 
 import numpy as np
@@ -20,16 +19,15 @@ import trimesh
 
 from benchmarks.common import (
     MESH_FOLDERS,
-    REPO_ROOT,
     RESULTS,
     command_line,
     machine_description,
     markdown_table,
+    open_corpus_meshes,
     results_name,
     write_results,
 )
 
-CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 OPEN_MESHES = ("bunny_scan_open.obj", "thingi_96481.obj")
 LOOP_SHARE, BACK_SHARE, BACK_CELLS = 0.02, 0.9, 3.0
 
@@ -37,24 +35,14 @@ LOOP_SHARE, BACK_SHARE, BACK_CELLS = 0.02, 0.9, 3.0
 def corpus_picks(count: int, seed: int = 0) -> list:
     """``count`` open corpus meshes (2k-60k faces) with 1-12 candidate loops, in a seeded order."""
     from ksc.mesh.holes import boundary_loops
-    from ksc.mesh.io import load_mesh
 
-    rows = [r for r in csv.DictReader(open(CORPUS / "MANIFEST.tsv"), delimiter="\t") if r["kind"] == "mesh"]
-    rows = [r for r in rows if r["watertight"] == "False" and 2000 <= int(r["faces"]) <= 60000]
-    picked = []
-    for index in np.random.default_rng(seed).permutation(len(rows)):
-        path = CORPUS / rows[index]["file"]
-        try:
-            mesh = trimesh.Trimesh(*_welded(load_mesh(path)), process=False)
-        except Exception:  # a file ksc cannot read is no candidate
-            continue
+    def has_loops(mesh) -> bool:
+        mesh = trimesh.Trimesh(*_welded(mesh), process=False)
         diagonal = float(np.linalg.norm(mesh.bounds[1] - mesh.bounds[0]))
         loops = [loop for loop in boundary_loops(np.asarray(mesh.faces)) if _length(mesh.vertices[loop]) > LOOP_SHARE * diagonal]
-        if 1 <= len(loops) <= 12:
-            picked.append(path)
-        if len(picked) == count:
-            break
-    return picked
+        return 1 <= len(loops) <= 12
+
+    return open_corpus_meshes(count, has_loops, seed)
 
 
 def _welded(mesh) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +55,16 @@ def _length(points: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(np.vstack([points, points[:1]]), axis=0), axis=1).sum())
 
 
+def _along(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Points every ``spacing`` or closer along the closed polyline ``points`` (K, 3): a decimated boundary's
+    vertices can lie far apart on a straight stretch."""
+    ends = np.roll(points, -1, axis=0)
+    steps = np.maximum(1, np.ceil(np.linalg.norm(ends - points, axis=1) / spacing)).astype(int)
+    share = np.concatenate([np.arange(n) / n for n in steps])
+    start = np.repeat(np.arange(len(points)), steps)
+    return points[start] + share[:, None] * (ends[start] - points[start])
+
+
 def loops_back(source, decoded, cell: float) -> tuple[int, int]:
     """(loops back, loops) of the input's boundary loops over :data:`LOOP_SHARE` of its diagonal."""
     from scipy.spatial import cKDTree
@@ -76,7 +74,7 @@ def loops_back(source, decoded, cell: float) -> tuple[int, int]:
     vertices, faces = _welded(source)
     output_vertices, output_faces = _welded(decoded)
     rims = boundary_loops(output_faces)
-    tree = cKDTree(np.concatenate([output_vertices[loop] for loop in rims])) if rims else None
+    tree = cKDTree(np.concatenate([_along(output_vertices[loop], cell) for loop in rims])) if rims else None
     diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
     back = total = 0
     for loop in boundary_loops(faces):

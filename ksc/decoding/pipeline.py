@@ -194,7 +194,7 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
                 faces = max(faces, MIN_SHEET_FACES)
         with timed(timings, "decimation"):
             if faces and faces < len(triangles):
-                vertices, triangles = decimate(vertices, triangles, faces)
+                vertices, triangles = decimate(vertices, triangles, faces, finish=decoded.sheet is None)
         with timed(timings, "normals"):
             if decoded.sheet is None:
                 normals = field_normals(decoded.field, vertices)
