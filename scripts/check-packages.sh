@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 GOLDEN=$REPO/tests/golden/v5.0/torus.ksc
 OPEN=$REPO/tests/golden/v5.1/torus-open.ksc  # its holes are cut by the decoder, on the base dependencies too
+SHEET=$REPO/tests/golden/v5.1/sheet.ksc  # and a sheet is taken to one side
 PYTHON=${PYTHON:-python3}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -40,6 +41,7 @@ pip_quietly install "$WHEEL"
     clean/bin/ksc info "$GOLDEN" >/dev/null
     clean/bin/ksc decode "$GOLDEN" decoded.ply -q
     clean/bin/ksc decode "$OPEN" open.ply -q
+    clean/bin/ksc decode "$SHEET" sheet.ply -q
     clean/bin/python - "$GOLDEN" <<'PY'
 import sys
 import ksc, trimesh
