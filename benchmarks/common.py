@@ -311,3 +311,12 @@ def open_corpus_meshes(count: int, accept, seed: int = 0) -> list[Path]:
         if len(picked) == count:
             break
     return picked
+
+
+def write_table(name: str, title: str, note: str, columns: list[tuple[str, str, str]], rows: list[dict]) -> None:
+    """Write ``rows`` as ``benchmarks/results/NAME.{json,md}``: the markdown under ``title``, with this machine,
+    the command line and ``note`` above the table of ``columns`` (:func:`markdown_table`)."""
+    machine = machine_description(torch.device("cpu"))
+    heading = f"Machine: {machine}. Command: `{command_line().strip()}`. {note}"
+    markdown = "\n".join([f"# {title}", "", heading, "", markdown_table(columns, rows)])
+    write_results(name, {"machine": machine, "command": command_line(), "rows": rows}, markdown)

@@ -20,12 +20,10 @@ import trimesh
 from benchmarks.common import (
     MESH_FOLDERS,
     RESULTS,
-    command_line,
-    machine_description,
     markdown_table,
     open_corpus_meshes,
     results_name,
-    write_results,
+    write_table,
 )
 
 OPEN_MESHES = ("bunny_scan_open.obj", "thingi_96481.obj")
@@ -126,13 +124,18 @@ COLUMNS = [
     ("loops", "of loops", "d"),
 ]
 
+TITLE = "Holes kept open (format 5.1) against the same file capped"
+NOTE = (
+    "Distances in the input's normalized frame; Draco's p99 from rd.json (the full rival at the default file's"
+    " bytes, before holes)."
+)
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=int, default=0, help="Also this many open corpus meshes (seeded draw).")
     parser.add_argument("--suffix", default="")
     args = parser.parse_args(argv)
-    import torch
 
     rival = {row["mesh"]: row for row in json.loads((RESULTS / "rd.json").read_text())["rows"]}
     paths = [folder / name for folder in MESH_FOLDERS for name in OPEN_MESHES if (folder / name).is_file()]
@@ -144,18 +147,7 @@ def main(argv=None) -> None:
             row["draco_p99"] = rival[path.name]["draco_p99"]
         rows.append(row)
         print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-    machine = machine_description(torch.device("cpu"))
-    markdown = "\n".join(
-        [
-            "# Holes kept open (format 5.1) against the same file capped",
-            "",
-            f"Machine: {machine}. Command: `{command_line().strip()}`. Distances in the input's normalized frame;",
-            "Draco's p99 from rd.json (the full rival at the default file's bytes, before holes).",
-            "",
-            markdown_table(COLUMNS, rows),
-        ]
-    )
-    write_results(results_name("holes", args.suffix), {"machine": machine, "command": command_line(), "rows": rows}, markdown)
+    write_table(results_name("holes", args.suffix), TITLE, NOTE, COLUMNS, rows)
 
 
 if __name__ == "__main__":

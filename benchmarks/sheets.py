@@ -21,12 +21,10 @@ import trimesh
 
 from benchmarks.common import (
     MESH_FOLDERS,
-    command_line,
-    machine_description,
     markdown_table,
     open_corpus_meshes,
     results_name,
-    write_results,
+    write_table,
 )
 
 SIDE = 24
@@ -110,13 +108,18 @@ COLUMNS = [
     ("encode_s", "encode s", ".0f"),
 ]
 
+TITLE = "Sheets (format 5.1) against Draco at the same bytes"
+NOTE = (
+    "Distances in the input's normalized frame (ksc.mesh.metrics); the rival is benchmarks.rival's full search"
+    " at the ksc file's bytes."
+)
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=int, default=0, help="Also this many corpus meshes with no clear inside (seeded draw).")
     parser.add_argument("--suffix", default="")
     args = parser.parse_args(argv)
-    import torch
 
     from ksc.mesh.io import load_mesh
 
@@ -128,18 +131,7 @@ def main(argv=None) -> None:
         row = measure(name, load_mesh(mesh) if isinstance(mesh, Path) else mesh)
         rows.append(row)
         print(markdown_table(COLUMNS, [row]).splitlines()[-1], flush=True)
-    machine = machine_description(torch.device("cpu"))
-    markdown = "\n".join(
-        [
-            "# Sheets (format 5.1) against Draco at the same bytes",
-            "",
-            f"Machine: {machine}. Command: `{command_line().strip()}`. Distances in the input's normalized frame",
-            "(ksc.mesh.metrics); the rival is benchmarks.rival's full search at the ksc file's bytes.",
-            "",
-            markdown_table(COLUMNS, rows),
-        ]
-    )
-    write_results(results_name("sheets", args.suffix), {"machine": machine, "command": command_line(), "rows": rows}, markdown)
+    write_table(results_name("sheets", args.suffix), TITLE, NOTE, COLUMNS, rows)
 
 
 if __name__ == "__main__":
