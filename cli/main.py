@@ -195,10 +195,11 @@ def decode(input_path, output_path, resolution, faces, dense, quiet):
     write_atomic(output_path, serialize(decoded.vertices, decoded.faces, decoded.normals, suffix))
     if not quiet:
         raw = len(decoded.extraction.faces)
-        made = f", decimated from {raw}" if raw != len(decoded.faces) else ""
+        made = f", from {raw} marching-cubes faces" if raw != len(decoded.faces) else ""
+        used = round(2 * decoded.network.bound / decoded.extraction.spacing) + 1  # a sheet's may be finer than asked
         click.echo(
             f"{input_path} -> {output_path}: {len(decoded.vertices)} vertices, {len(decoded.faces)} faces{made}"
-            f" at resolution {resolution}, {time.monotonic() - start:.2f} s"
+            f" at resolution {used}, {time.monotonic() - start:.2f} s"
         )
 
 

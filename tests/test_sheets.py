@@ -133,3 +133,14 @@ def test_an_open_tube_is_a_sheet():
         at_end = rim[np.abs(rim[:, 2] - end) < 0.05]
         angles = np.floor((np.arctan2(at_end[:, 1], at_end[:, 0]) + np.pi) / (np.pi / 8))
         assert len(np.unique(angles)) == 16, end
+
+
+def test_the_cli_says_the_grid_a_sheet_was_decoded_on(tmp_path):
+    from click.testing import CliRunner
+
+    from ksc.cli.main import main
+    from tests.golden.regenerate import HERE
+
+    result = CliRunner().invoke(main, ["decode", str(HERE / "v5.1" / "sheet.ksc"), str(tmp_path / "s.ply"), "--resolution", "64"])
+    assert result.exit_code == 0 and (tmp_path / "s.ply").is_file()
+    assert "at resolution 127" in result.output  # its warning: test_a_coarse_decode_of_a_sheet_is_raised_to_its_minimum_grid
