@@ -3,7 +3,7 @@ against the rival (Draco after the best decimation, full search) at the same byt
 
 Meshes: the alligator of ``meshes-wide`` (flat, an outline with a slit for a mouth), four made here (an open
 flat square, a wavy square, a bowl, an open tube), and with ``--corpus N``, N meshes of ``../shared/corpus``
-with no clear inside (``ksc.encoding.sampling.encloses_volume`` false), drawn with a fixed seed among the open
+with no clear inside (``ksc.encoding.sampling.SignedDistance.encloses_volume`` false), drawn with a fixed seed among the open
 ones of 2k-60k faces (measured on, never tuned on). Each is encoded with default settings and decoded by
 default. Loops: the input's boundary loops over 2 % of its diagonal that come back (as ``benchmarks.holes``
 counts them). Writes ``benchmarks/results/sheets[-SUFFIX].{json,md}``. Run:
@@ -53,12 +53,12 @@ def made_sheets() -> dict[str, trimesh.Trimesh]:
 
 
 def corpus_sheets(count: int, seed: int = 0) -> list[Path]:
-    from ksc.encoding.sampling import encloses_volume
+    from ksc.encoding.sampling import SignedDistance
     from ksc.mesh.normalize import Transform
 
     def is_sheet(mesh) -> bool:
         unit = trimesh.Trimesh(Transform.fit(mesh.vertices).to_unit(mesh.vertices), mesh.faces, process=False)
-        return not encloses_volume(unit)
+        return not SignedDistance(unit).encloses_volume()
 
     return open_corpus_meshes(count, is_sheet, seed)
 

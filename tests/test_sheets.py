@@ -82,7 +82,10 @@ def encoded_square():
 
 
 def test_which_open_meshes_enclose_a_volume():
-    from ksc.encoding.sampling import encloses_volume
+    from ksc.encoding.sampling import SignedDistance
+
+    def encloses_volume(mesh):
+        return SignedDistance(mesh).encloses_volume()
 
     sphere = trimesh.creation.icosphere(3)
     assert encloses_volume(sphere)

@@ -21,7 +21,7 @@ from ksc.encoding.config import NEAR_SIGMA, EncodeOptions, TrainConfig
 from ksc.encoding.device import resolve_device
 from ksc.encoding.holes import keep_cutting_holes
 from ksc.encoding.quantize import quantization_aware_finetune
-from ksc.encoding.sampling import SdfSamples, ShellDistance, SignedDistance, encloses_volume, sample_sdf
+from ksc.encoding.sampling import SdfSamples, ShellDistance, SignedDistance, sample_sdf
 from ksc.encoding.spheres import NoVolumeError, extract_key_spheres, grid_lattice
 from ksc.encoding.step_allocation import allocate_steps
 from ksc.encoding.threads import torch_threads, training_threads
@@ -195,7 +195,7 @@ def train_mesh(
 ) -> TrainedMesh:
     """Normalize, sample, pick key spheres and fit the float network to ``mesh``.
 
-    A mesh that encloses no volume (:func:`ksc.encoding.sampling.encloses_volume`, or no candidate node of the key
+    A mesh that encloses no volume (:meth:`ksc.encoding.sampling.SignedDistance.encloses_volume`, or no candidate node of the key
     spheres inside it) is fitted as a sheet: the network describes the shell of
     half-thickness :data:`ksc.mesh.sheets.THICKNESS` around it.
 
@@ -232,7 +232,7 @@ def train_mesh(
     rng = np.random.default_rng(options.seed)
 
     with timed(timings, "key spheres"):
-        sheet = not encloses_volume(unit)
+        sheet = not signed_distance.encloses_volume()
         if sheet:
             log.info("the open mesh's winding number is nowhere clearly inside it: encoding it as a sheet")
         else:
@@ -242,7 +242,8 @@ def train_mesh(
                 log.info("%s: encoding it as a sheet", reason)
                 sheet = True
         if sheet:  # the shell around the sheet; its rim keeps the sheet's boundary, so no hole is cut
-            signed_distance, holes = ShellDistance(unit, THICKNESS), []
+            exact = signed_distance if signed_distance.backend == "exact" else SignedDistance(unit)
+            signed_distance, holes = ShellDistance(exact, THICKNESS), []
             spheres, sphere_codec = quantized_key_spheres(signed_distance, options.model.spheres)
     thickness = THICKNESS if sheet else None
     if len(spheres) < options.model.spheres:
@@ -389,7 +390,7 @@ def sphere_codec_for_grid(grid_size: int) -> SortedUniformCodec:
     return SortedUniformCodec(bits, [first] * 3 + [0.0], [spacing] * 3 + [1.0 / (2**RADIUS_BITS - 1)])
 
 
-def quantized_key_spheres(signed_distance: SignedDistance, count: int) -> tuple[np.ndarray, SortedUniformCodec]:
+def quantized_key_spheres(signed_distance: SignedDistance | ShellDistance, count: int) -> tuple[np.ndarray, SortedUniformCodec]:
     """Key spheres already rounded to what the file stores, and in its order, so training sees the decoder's input."""
     key_spheres = extract_key_spheres(signed_distance, count)
     codec = sphere_codec_for_grid(key_spheres.grid_size)

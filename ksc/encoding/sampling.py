@@ -78,6 +78,13 @@ class SdfSamples:
     sdf: np.ndarray
 
 
+CLEAR_INSIDE = 0.9
+"""An open mesh encloses a volume when its winding number exceeds this somewhere on a grid of :data:`VOLUME_NODES`^3:
+open scans and open corpus meshes with a volume reach 1.0-2.0 there, a wavy square 0.59, a bowl 0.89 and an
+open tube 0.82 (their winding number never settles at 1)."""
+VOLUME_NODES = 48
+
+
 class SignedDistance:
     """Signed distance (positive inside) to a mesh in the normalized frame.
 
@@ -132,6 +139,16 @@ class SignedDistance:
         self.seconds["distances"] += time.perf_counter() - start
         return in_original_order(distance, order)
 
+    def encloses_volume(self) -> bool:
+        """Whether the mesh has an inside a volume's network can describe: it is closed, or its winding number
+        is clearly whole somewhere on a grid of :data:`VOLUME_NODES`^3 over [-1, 1]^3 (:data:`CLEAR_INSIDE`);
+        otherwise it is a sheet."""
+        if self.closed:
+            return True
+        axis = np.linspace(-1.0, 1.0, VOLUME_NODES)
+        nodes = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+        return bool(np.any(self._winding.values(nodes) > CLEAR_INSIDE))
+
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Signed distance at ``points`` (N, 3); returns (N,) float32."""
         points = np.asarray(points, dtype=np.float64)
@@ -154,7 +171,7 @@ class SignedDistance:
 
 def sample_sdf(
     mesh: trimesh.Trimesh,
-    signed_distance: SignedDistance,
+    signed_distance: SignedDistance | ShellDistance,
     count: int,
     bound: float,
     rng: np.random.Generator,
@@ -173,7 +190,7 @@ def sample_sdf(
     ----------
     mesh : trimesh.Trimesh
         Mesh already in the normalized frame.
-    signed_distance : SignedDistance
+    signed_distance : SignedDistance or ShellDistance
         Distance oracle for ``mesh``.
     count : int
         Total number of points.
@@ -199,25 +216,6 @@ def sample_sdf(
             parts.append(surface + rng.normal(scale=sigma, size=(n, 3)))
     points = np.clip(np.concatenate(parts), -bound, bound).astype(np.float32)
     return SdfSamples(points=points, sdf=signed_distance(points))
-
-
-CLEAR_INSIDE = 0.9
-"""An open mesh encloses a volume when its winding number exceeds this somewhere on a grid of :data:`VOLUME_NODES`^3:
-open scans and open corpus meshes with a volume reach 1.0-2.0 there, a wavy square 0.59, a bowl 0.89 and an
-open tube 0.82 (their winding number never settles at 1)."""
-VOLUME_NODES = 48
-
-
-def encloses_volume(mesh: trimesh.Trimesh) -> bool:
-    """Whether ``mesh`` (normalized frame) has an inside a volume's network can describe: a closed surface, or an
-    open one whose winding number is clearly whole somewhere (:data:`CLEAR_INSIDE`); otherwise it is a sheet."""
-    vertices = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
-    faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
-    if is_closed_surface(vertices, faces):
-        return True
-    axis = np.linspace(-1.0, 1.0, VOLUME_NODES)
-    nodes = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
-    return bool(np.any(WindingNumber(vertices, faces).values(nodes) > CLEAR_INSIDE))
 
 
 RIM_WEIGHT = 3.0
@@ -258,20 +256,25 @@ def _around_shell(mesh: trimesh.Trimesh, count: int, shell: float, rng: np.rando
     return np.concatenate(parts)
 
 
-class ShellDistance(SignedDistance):
+class ShellDistance:
     """Signed distance (positive inside) to the shell of half-thickness ``thickness`` around a sheet: ``t - d``,
-    ``d`` the exact distance to the mesh (``ksc.mesh.sheets``). The shell bounds its volume, so the key spheres'
-    coarse-to-fine search applies (:attr:`closed`)."""
+    ``d`` the exact distance of ``distance`` (``ksc.mesh.sheets``), whose tree it queries and whose
+    :attr:`SignedDistance.seconds` it adds to. The shell bounds its volume, so the key spheres' coarse-to-fine
+    search applies (:attr:`closed`)."""
 
-    def __init__(self, mesh: trimesh.Trimesh, thickness: float):
-        super().__init__(mesh, "exact")
+    closed = True
+
+    def __init__(self, distance: SignedDistance, thickness: float):
+        if distance.backend != "exact":
+            raise ValueError(f"a sheet's shell needs the exact distance, got {distance.backend!r}")
+        self._distance = distance
         self.thickness = float(thickness)
-        self.closed = True
+        self.seconds = distance.seconds
 
     def unsigned(self, points: np.ndarray) -> np.ndarray:
         """Distance (N,) float32 from ``points`` (N, 3) to the shell's surface."""
-        return np.abs(self.thickness - super().unsigned(points))
+        return np.abs(self.thickness - self._distance.unsigned(points))
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Signed distance (N,) float32 at ``points`` (N, 3): positive within ``thickness`` of the sheet."""
-        return (self.thickness - super().unsigned(points)).astype(np.float32)
+        return (self.thickness - self._distance.unsigned(points)).astype(np.float32)

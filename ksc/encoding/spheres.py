@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ksc.encoding.sampling import SignedDistance
+from ksc.encoding.sampling import ShellDistance, SignedDistance
 from ksc.errors import KscInputError
 
 
@@ -79,12 +79,12 @@ class KeySpheres:
     grid_size: int
 
 
-def extract_key_spheres(signed_distance: SignedDistance, count: int) -> KeySpheres:
+def extract_key_spheres(signed_distance: SignedDistance | ShellDistance, count: int) -> KeySpheres:
     """Pick up to ``count`` key spheres inside the shape.
 
     Parameters
     ----------
-    signed_distance : SignedDistance
+    signed_distance : SignedDistance or ShellDistance
         Distance oracle of the normalized mesh (positive inside).
     count : int
         Number of spheres wanted (M).
@@ -124,13 +124,13 @@ def _grid_nodes(size: int) -> np.ndarray:
     return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)
 
 
-def _dense(signed_distance: SignedDistance):
+def _dense(signed_distance: SignedDistance | ShellDistance):
     """``(size, radii)`` for each of :data:`GRID_SIZES`: the signed distance (size^3,) float64 at every node."""
     for size in GRID_SIZES:
         yield size, signed_distance(_grid_nodes(size).reshape(-1, 3)).astype(np.float64)
 
 
-def _coarse_to_fine(signed_distance: SignedDistance):
+def _coarse_to_fine(signed_distance: SignedDistance | ShellDistance):
     """``(size, radii)`` for each of :data:`GRID_SIZES`, as :func:`_dense` gives them at the inside nodes
     (the exact distance, > 0) but negative anywhere else; only for a closed surface.
 
