@@ -25,6 +25,7 @@ from ksc.format.layout import model_from_map
 from ksc.mesh.holes import cut_holes, decode_holes
 from ksc.mesh.normalize import Transform
 from ksc.mesh.sheets import MIN_SHEET_FACES, collapse_shell, min_resolution
+from ksc.mesh.topology import compact
 from ksc.models import model_of_format
 from ksc.models.config import ModelConfig
 from ksc.models.runtime import SphereField, one_blas_thread
@@ -182,7 +183,7 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
         vertices, triangles = extraction.vertices, extraction.faces
         with timed(timings, "holes"):
             if decoded.holes:
-                vertices, triangles = _compact(vertices, cut_holes(vertices, triangles, decoded.holes, extraction.spacing))
+                vertices, triangles = compact(vertices, cut_holes(vertices, triangles, decoded.holes, extraction.spacing))
         with timed(timings, "sheet"):
             if decoded.sheet is not None:
                 shell_normals = field_normals(decoded.field, vertices)
@@ -209,12 +210,6 @@ def decode(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None 
         network=decoded,
         timings=timings,
     )
-
-
-def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The vertices that ``faces`` use, in their order, and the faces renumbered."""
-    used, faces = np.unique(faces, return_inverse=True)
-    return vertices[used], faces.reshape(-1, 3)
 
 
 def decode_mesh(data: bytes, resolution: int = DEFAULT_RESOLUTION, faces: int | None = None, dense: bool = False):

@@ -30,7 +30,7 @@ import trimesh
 
 from ksc.encoding.config import DISTANCES, NEAR_SIGMA
 from ksc.mesh.sampling import WindingNumber, in_original_order, sample_surface, spatial_order
-from ksc.mesh.topology import is_closed_surface, weld_by_position
+from ksc.mesh.topology import boundary_edges, is_closed_surface, weld_by_position
 
 SAMPLE_MIX = (("near", 0.50, NEAR_SIGMA), ("mid", 0.25, 0.03), ("uniform", 0.25, None))
 UNIFORM_SHARE = SAMPLE_MIX[-1][1]
@@ -233,9 +233,7 @@ def rim_share(area: float, boundary_length: float, shell: float) -> float:
 def _around_shell(mesh: trimesh.Trimesh, count: int, shell: float, rng: np.random.Generator) -> np.ndarray:
     """``count`` points (count, 3) on the shell of half-thickness ``shell`` around the sheet ``mesh``."""
     vertices, faces = weld_by_position(mesh.vertices, mesh.faces)
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    rim_edges = unique[counts == 1]
+    rim_edges = boundary_edges(faces)
     starts, ends = vertices[rim_edges[:, 0]], vertices[rim_edges[:, 1]]
     lengths = np.linalg.norm(ends - starts, axis=1)
     rims = int(round(count * rim_share(float(mesh.area), float(lengths.sum()), shell))) if len(lengths) else 0

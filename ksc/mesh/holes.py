@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ksc.mesh.topology import weld_by_position
+from ksc.mesh.topology import boundary_edges, weld_by_position
 
 MIN_LOOP_SHARE = 0.02
 """Loops shorter than this share of the bounding-box diagonal stay capped (the issue's bar for a kept loop)."""
@@ -43,10 +43,8 @@ more than they gained (docs/results.md, "Holes")."""
 
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
     """The closed boundary loops of a triangle mesh, as vertex indices in order (edges used by one face)."""
-    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
     neighbours: dict[int, list[int]] = {}
-    for a, b in unique[counts == 1].tolist():
+    for a, b in boundary_edges(faces).tolist():
         neighbours.setdefault(a, []).append(b)
         neighbours.setdefault(b, []).append(a)
     loops, seen = [], set()

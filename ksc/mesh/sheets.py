@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ksc.mesh.topology import face_components
+from ksc.mesh.topology import area_vectors, compact, face_components
 
 THICKNESS = 0.02
 """Half-thickness ``t`` of the shell, normalized frame (the mesh fills [-1, 1]^3): 1.8 cells of the default
@@ -72,8 +72,8 @@ def collapse_shell(
         The kept triangles, renumbered; they face the way the kept side of the shell faced.
     """
     moved = vertices - thickness * normals
-    before = _area_vectors(vertices, faces)
-    after = _area_vectors(moved, faces)
+    before = area_vectors(vertices, faces)
+    after = area_vectors(moved, faces)
     size = np.linalg.norm(before, axis=1)
     facing = np.einsum("ij,ij->i", after, before) / np.maximum(size, 1e-300)
     rim = np.flatnonzero(facing <= KEPT_AREA * size)
@@ -84,7 +84,7 @@ def collapse_shell(
     if len(faces) == 0:
         return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
     labels = face_components(faces)
-    area = np.bincount(labels, weights=np.linalg.norm(_area_vectors(moved, faces), axis=1))
+    area = np.bincount(labels, weights=np.linalg.norm(area_vectors(moved, faces), axis=1))
     occupied = np.zeros(0, dtype=np.int64)
     kept = np.zeros(len(area), dtype=bool)
     for piece in np.argsort(-area, kind="stable"):
@@ -95,14 +95,7 @@ def collapse_shell(
         kept[piece] = True
         occupied = np.union1d(occupied, _neighbourhood(cells))
     faces = faces[kept[labels]]
-    used, renumbered = np.unique(faces, return_inverse=True)
-    return moved[used], renumbered.reshape(-1, 3)
-
-
-def _area_vectors(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Each triangle's normal times twice its area (F, 3)."""
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    return np.cross(b - a, c - a)
+    return compact(moved, faces)
 
 
 CELL_BITS = 20

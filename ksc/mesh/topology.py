@@ -1,5 +1,6 @@
-"""The connectivity of a triangle soup, read by position: vertices at the same position count as one (OBJ files
-split them at texture seams). numpy only, so that the decoder (which cuts holes) can use it."""
+"""The connectivity of a triangle mesh: welding by position (OBJ files split vertices at texture seams), closedness,
+boundary edges, connected pieces, dropping unused vertices; and each triangle's area vector. numpy only, so that
+the decoder (which cuts holes and takes sheets to one side) can use it."""
 
 from __future__ import annotations
 
@@ -58,3 +59,23 @@ def face_components(faces: np.ndarray) -> np.ndarray:
             parent = grand
     _, labels = np.unique(parent, return_inverse=True)
     return labels.reshape(-1)
+
+
+def boundary_edges(faces: np.ndarray) -> np.ndarray:
+    """The edges (E, 2) int64 that one triangle of ``faces`` (F, 3) alone uses, each as (lower, higher) vertex
+    index, in sorted order."""
+    edges = np.sort(np.asarray(faces, dtype=np.int64)[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    return unique[counts == 1]
+
+
+def compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices that ``faces`` (F, 3) use, in their order, and the faces renumbered onto them."""
+    used, renumbered = np.unique(faces, return_inverse=True)
+    return vertices[used], renumbered.reshape(-1, 3)
+
+
+def area_vectors(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Each triangle's normal times twice its area (F, 3), from ``vertices`` (V, 3) and ``faces`` (F, 3)."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    return np.cross(b - a, c - a)
