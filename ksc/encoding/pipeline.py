@@ -228,7 +228,6 @@ def train_mesh(
         transform = Transform.fit(mesh.vertices)
         unit = trimesh.Trimesh(vertices=transform.to_unit(mesh.vertices), faces=mesh.faces, process=False)
         signed_distance = SignedDistance(unit, options.distance)
-        holes = encode_holes(unit.vertices, unit.faces, DOMAIN_BOUND)
     rng = np.random.default_rng(options.seed)
 
     with timed(timings, "key spheres"):
@@ -243,9 +242,11 @@ def train_mesh(
                 sheet = True
         if sheet:  # the shell around the sheet; its rim keeps the sheet's boundary, so no hole is cut
             exact = signed_distance if signed_distance.backend == "exact" else SignedDistance(unit)
-            signed_distance, holes = ShellDistance(exact, THICKNESS), []
+            signed_distance = ShellDistance(exact, THICKNESS)
             spheres, sphere_codec = quantized_key_spheres(signed_distance, options.model.spheres)
     thickness = THICKNESS if sheet else None
+    with timed(timings, "normalize"):
+        holes = [] if sheet else encode_holes(unit.vertices, unit.faces, DOMAIN_BOUND)
     if len(spheres) < options.model.spheres:
         log.warning("only %d key spheres fit inside the shape (asked for %d)", len(spheres), options.model.spheres)
     config = ModelConfig(**{**options.model.to_dict(), "spheres": len(spheres)})
